@@ -1,0 +1,52 @@
+# pouch: the two commands (make demo, make test) and the long runs.
+# Works on a fresh Debian machine with python3, pip and make: everything else
+# (the virtualenv, Python packages, Debian's age for the interop tests) is
+# installed here when missing.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FUZZ_SECONDS ?= 60
+
+.PHONY: demo test lint bench fuzz soak age-cli clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+$(VENV)/.fuzz-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[fuzz]'
+	touch $@
+
+# The stock age CLI (Debian's 1.1.1): the demo and the interop tests run it.
+age-cli:
+	@command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1 || { \
+		echo "installing Debian's age package"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq age >/dev/null; }
+
+demo: $(VENV)/.installed age-cli
+	$(BIN)/python demo/demo.py
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests bench fuzz demo
+	$(BIN)/ruff format --check src tests bench fuzz demo
+	$(BIN)/mypy --strict src
+
+test: lint age-cli
+	$(BIN)/pytest
+
+bench: $(VENV)/.installed age-cli
+	$(BIN)/python bench/bench_age.py
+
+fuzz: $(VENV)/.fuzz-installed
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

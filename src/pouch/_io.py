@@ -1,0 +1,111 @@
+"""File plumbing shared by every layer: exact reads and atomic output.
+
+DESIGN.md section 5: "Output is written to a temporary file and renamed into
+place only after everything verified; on failure nothing partial is left
+behind." atomic_output is the one place that rule is implemented.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import FileError
+
+
+def read_full(src: BinaryIO, n: int) -> bytes:
+    """Read n bytes, or fewer only at the end of the stream."""
+    parts: list[bytes] = []
+    while n > 0:
+        b = src.read(n)
+        if not b:
+            break
+        parts.append(b)
+        n -= len(b)
+    return b"".join(parts)
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _open_unnamed(directory: Path) -> tuple[int, Path | None]:
+    """An unnamed file in directory (O_TMPFILE), or a hidden named one where
+    the file system cannot do that. Returns the fd and the name, if any."""
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    if tmpfile and Path("/proc/self/fd").is_dir():
+        try:
+            return os.open(directory, tmpfile | os.O_RDWR, 0o600), None
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+    for _ in range(100):
+        name = directory / f".pouch-{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "could not create a temporary file", str(directory))
+
+
+def _link_unnamed(fd: int, name: Path) -> None:
+    """Give the O_TMPFILE file open at fd a name.
+
+    CPython calls linkat(..., AT_SYMLINK_FOLLOW), which resolves the /proc
+    link to the open file, only when a directory fd is passed; plain link()
+    would try to hard-link the /proc symlink itself and fail with EXDEV.
+    """
+    dir_fd = os.open(name.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(f"/proc/self/fd/{fd}", name.name, dst_dir_fd=dir_fd, follow_symlinks=True)
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], mode: int | None = None) -> Iterator[BinaryIO]:
+    """Yield a file that becomes path only if the block completes.
+
+    The data is written to an unnamed file in path's directory (so a killed
+    process leaves nothing behind), readable by its owner only while it is
+    written, then given mode (default: 0o666 less the umask, as any new file)
+    and renamed over path. If the block raises, path is untouched.
+    """
+    path = Path(path)
+    directory = path.parent
+    try:
+        fd, tmp_name = _open_unnamed(directory)
+    except OSError as e:
+        raise FileError(f"cannot write {path}: {e.strerror}") from None
+    f = os.fdopen(fd, "w+b")
+    try:
+        yield f
+        try:
+            f.flush()
+            os.fchmod(fd, (0o666 & ~_umask()) if mode is None else mode)
+            if tmp_name is None:
+                tmp_name = directory / f".pouch-{secrets.token_hex(6)}.tmp"
+                _link_unnamed(fd, tmp_name)
+            os.replace(tmp_name, path)
+            tmp_name = None
+        except OSError as e:
+            raise FileError(f"cannot write {path}: {e.strerror}") from None
+    finally:
+        f.close()
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)

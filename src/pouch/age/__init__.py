@@ -1,0 +1,437 @@
+"""age v1 file encryption, on pyca/cryptography (https://c2sp.org/age, v1.1.0).
+
+The verbs:
+
+- :func:`encrypt` / :func:`decrypt` stream between file objects in constant
+  memory, armor included;
+- :func:`encrypt_file` / :func:`decrypt_file` work between paths (None means
+  stdin or stdout), write their output atomically, and seal or open the
+  payload on every core when both ends are regular files;
+- :class:`Encryptor` and :class:`Decryptor` split both directions in two
+  phases: the header and payload nonce first, then the payload. A signed
+  letter binds itself to both before its first byte is written.
+
+Keys are :class:`X25519Recipient`/:class:`X25519Identity` (``age1…``),
+:class:`HybridRecipient`/:class:`HybridIdentity` (post-quantum, ``age1pq1…``)
+and :class:`ScryptRecipient`/:class:`ScryptIdentity` (a passphrase); parse
+them with :func:`parse_recipient` and :func:`parse_identity` (pouch.age.keys).
+
+Decryption never releases plaintext that has not been authenticated: the
+streaming reader hands out a chunk only after its tag verified, and file
+output is renamed into place only after the final chunk verified.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from collections.abc import Callable, Sequence
+from typing import BinaryIO, Protocol, runtime_checkable
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from .._io import atomic_output, read_full
+from ..errors import (
+    FileError,
+    HeaderError,
+    HeaderMacError,
+    NoIdentityMatchError,
+    PayloadError,
+    UsageError,
+)
+from . import _parallel
+from ._crypto import FILE_KEY_SIZE, hkdf_sha256
+from ._format import Stanza, b64encode, mac_input, parse_header
+from ._stream import (
+    CHUNK_SIZE,
+    ENC_CHUNK_SIZE,
+    NONCE_SIZE,
+    DecryptingReader,
+    EncryptingWriter,
+    payload_aead,
+)
+from .armor import PEEK_SIZE, ArmoredReader, ArmoredWriter, is_armored
+from .keys import parse_identity, parse_recipient
+from .pq import HybridIdentity, HybridRecipient
+from .scrypt import ScryptIdentity, ScryptRecipient
+from .x25519 import X25519Identity, X25519Recipient
+
+__all__ = [
+    "Decryptor",
+    "Encryptor",
+    "HybridIdentity",
+    "HybridRecipient",
+    "Identity",
+    "Recipient",
+    "ScryptIdentity",
+    "ScryptRecipient",
+    "Stanza",
+    "X25519Identity",
+    "X25519Recipient",
+    "decrypt",
+    "decrypt_file",
+    "encrypt",
+    "encrypt_file",
+    "parse_identity",
+    "parse_recipient",
+]
+
+Rand = Callable[[int], bytes]
+
+HEADER_LABEL = b"header"
+
+
+@runtime_checkable
+class Recipient(Protocol):
+    """Something a file key can be wrapped to."""
+
+    # Recipients with different labels are never mixed in one file: a
+    # passphrase stands alone, and post-quantum recipients are not mixed with
+    # classic ones (the classic stanza would undo the protection).
+    @property
+    def labels(self) -> frozenset[str]: ...
+
+    def wrap(self, file_key: bytes, rand: Rand = ...) -> list[Stanza]: ...
+
+
+@runtime_checkable
+class Identity(Protocol):
+    """Something that may unwrap a file key from a header's stanzas."""
+
+    def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
+        """The file key; None if no stanza is addressed to this identity.
+
+        Raises HeaderError if a stanza of its own type is malformed.
+        """
+        ...
+
+
+def _header_mac(file_key: bytes, data: bytes) -> hmac.HMAC:
+    # HMAC key = HKDF-SHA-256(ikm = file key, salt = empty, info = "header")
+    h = hmac.HMAC(hkdf_sha256(file_key, b"", HEADER_LABEL), hashes.SHA256())
+    h.update(data)
+    return h
+
+
+def _check_mixing(recipients: Sequence[Recipient]) -> None:
+    labels = {r.labels for r in recipients}
+    if len(labels) <= 1:
+        return
+    if any(isinstance(r, ScryptRecipient) for r in recipients):
+        raise UsageError("a passphrase can't be combined with other recipients")
+    raise UsageError(
+        "post-quantum and classic recipients can't be mixed in one file",
+        "the classic recipients would undo the post-quantum protection",
+        "encrypt to age1pq1… recipients only, or make two files",
+    )
+
+
+class Encryptor:
+    """Phase one of encryption: the header and payload nonce, before any payload.
+
+    An Encryptor seals exactly one payload: the file key is fresh per file
+    and the nonce fixed, so a second payload would reuse STREAM nonces.
+    """
+
+    def __init__(self, recipients: Sequence[Recipient], *, rand: Rand = os.urandom) -> None:
+        if not recipients:
+            raise UsageError("no recipients to encrypt to")
+        _check_mixing(recipients)
+        file_key = rand(FILE_KEY_SIZE)
+        stanzas = [s for r in recipients for s in r.wrap(file_key, rand)]
+        covered = mac_input(stanzas)
+        mac = _header_mac(file_key, covered).finalize()
+        self.header: bytes = covered + b" " + b64encode(mac).encode("ascii") + b"\n"
+        self.nonce: bytes = rand(NONCE_SIZE)
+        self._aead = payload_aead(file_key, self.nonce)
+        self._used = False
+
+    def _claim(self) -> ChaCha20Poly1305:
+        if self._used:
+            raise RuntimeError("an Encryptor seals one payload only")
+        self._used = True
+        return self._aead
+
+    def writer(self, dst: BinaryIO) -> EncryptingWriter:
+        """Write header and nonce to dst; return the writer for the payload.
+
+        Closing the returned writer seals the final chunk.
+        """
+        aead = self._claim()
+        dst.write(self.header + self.nonce)
+        return EncryptingWriter(aead, dst)
+
+
+def _open_file_key(stanzas: tuple[Stanza, ...], identities: Sequence[Identity]) -> bytes:
+    # Spec: implementations "MUST reject headers where an scrypt stanza is
+    # present alongside any other stanza".
+    if len(stanzas) > 1 and any(s.type == "scrypt" for s in stanzas):
+        raise HeaderError("malformed header: a scrypt stanza must be the only stanza")
+    for identity in identities:
+        file_key = identity.unwrap(stanzas)
+        if file_key is not None:
+            return file_key
+    if identities and all(isinstance(i, ScryptIdentity) for i in identities):
+        if any(s.type == "scrypt" for s in stanzas):
+            raise NoIdentityMatchError("incorrect passphrase")
+        raise NoIdentityMatchError(
+            "the file is not encrypted with a passphrase",
+            "give the identity it was encrypted to with -i/--identity",
+        )
+    if any(s.type == "scrypt" for s in stanzas):
+        raise NoIdentityMatchError(
+            "the file is encrypted with a passphrase, not to these identities",
+            "run without -i/--identity to be asked for the passphrase",
+        )
+    raise NoIdentityMatchError(
+        "no identity matched any of the file's recipients",
+        "check that the file was encrypted to one of these identities",
+    )
+
+
+class _Prefixed(io.RawIOBase):
+    """prefix, then the rest of src: puts back what was read to peek."""
+
+    def __init__(self, prefix: bytes, src: BinaryIO) -> None:
+        super().__init__()
+        self._prefix = memoryview(prefix)
+        self._src = src
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._prefix:
+            n = min(len(b), len(self._prefix))
+            b[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._src.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def dearmor(src: BinaryIO) -> tuple[BinaryIO, bool]:
+    """src with its armor removed if it has one, and whether it had.
+
+    Armor is recognised as age does: the PEM header after at most 1 KiB of
+    whitespace. A seekable src is rewound after the peek; otherwise the
+    peeked bytes are put back in front of it.
+    """
+    pos = src.tell() if src.seekable() else None
+    prefix = read_full(src, PEEK_SIZE)
+    if pos is not None:
+        src.seek(pos)
+        stream = src
+    else:
+        stream = io.BufferedReader(_Prefixed(prefix, src))
+    if is_armored(prefix):
+        return io.BufferedReader(ArmoredReader(stream)), True
+    return stream, False
+
+
+class Decryptor:
+    """Phase one of decryption: the header read, its MAC checked, the nonce read.
+
+    src must be unarmored (see :func:`dearmor`); it is left at the first
+    payload byte. ``header`` holds the header's exact bytes and ``nonce`` the
+    payload nonce; :meth:`reader` gives the authenticated plaintext.
+    """
+
+    def __init__(self, src: BinaryIO, identities: Sequence[Identity]) -> None:
+        parsed = parse_header(src)
+        file_key = _open_file_key(parsed.stanzas, identities)
+        mac = _header_mac(file_key, parsed.mac_input())
+        try:
+            mac.verify(parsed.mac)  # constant time
+        except InvalidSignature:
+            raise HeaderMacError(
+                "header MAC mismatch: the file was altered", "do not trust its contents"
+            ) from None
+        self.header: bytes = parsed.marshal()
+        self.nonce: bytes = read_full(src, NONCE_SIZE)
+        if len(self.nonce) != NONCE_SIZE:
+            raise HeaderError("file truncated: the payload nonce is missing")
+        self._aead = payload_aead(file_key, self.nonce)
+        self._src = src
+
+    def reader(self) -> DecryptingReader:
+        return DecryptingReader(self._aead, self._src)
+
+
+def _copy(read: Callable[[int], bytes | None], write: Callable[[bytes], object]) -> None:
+    while chunk := read(CHUNK_SIZE * 4):
+        write(chunk)
+
+
+def encrypt(
+    src: BinaryIO,
+    dst: BinaryIO,
+    recipients: Sequence[Recipient],
+    *,
+    armor: bool = False,
+    rand: Rand = os.urandom,
+) -> None:
+    """Encrypt everything read from src to recipients, writing to dst."""
+    _encrypt_stream(Encryptor(recipients, rand=rand), src, dst, armor)
+
+
+def decrypt(src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity]) -> None:
+    """Decrypt src (armored or not) with identities, writing to dst.
+
+    Only authenticated chunks are written to dst. If the payload turns out
+    to be damaged, PayloadError is raised after the chunks before the damage
+    were written: streaming output cannot be taken back, so callers that
+    write to a file use decrypt_file, which renames only complete output.
+    """
+    stream, _ = dearmor(src)
+    _copy(Decryptor(stream, identities).reader().read, dst.write)
+
+
+# --- paths ------------------------------------------------------------------
+
+
+def _open_input(path: str | os.PathLike[str] | None) -> BinaryIO:
+    if path is None:
+        import sys
+
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise FileError(f"cannot read {path}: {e.strerror}") from None
+
+
+def _regular(f: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+
+
+def _stdout() -> BinaryIO:
+    import sys
+
+    return sys.stdout.buffer
+
+
+def encrypt_file(
+    input: str | os.PathLike[str] | None,
+    output: str | os.PathLike[str] | None,
+    recipients: Sequence[Recipient],
+    *,
+    armor: bool = False,
+    jobs: int | None = None,
+) -> None:
+    """Encrypt the file at input (None: stdin) to output (None: stdout).
+
+    The output file appears only once complete. When input is a regular file
+    and the output is binary, the payload is sealed on `jobs` cores (default:
+    all of them).
+    """
+    src = _open_input(input)
+    try:
+        enc = Encryptor(recipients)
+        if output is None:
+            _encrypt_stream(enc, src, _stdout(), armor)
+            return
+        with atomic_output(output) as dst:
+            if armor or not _regular(src):
+                _encrypt_stream(enc, src, dst, armor)
+            else:
+                _encrypt_parallel(enc, src, dst, jobs or _parallel.default_jobs())
+    finally:
+        if input is not None:
+            src.close()
+
+
+def _encrypt_stream(enc: Encryptor, src: BinaryIO, dst: BinaryIO, armor: bool) -> None:
+    try:
+        if armor:
+            with ArmoredWriter(dst) as a:
+                with enc.writer(a) as w:  # type: ignore[arg-type]
+                    _copy(src.read, w.write)
+        else:
+            with enc.writer(dst) as w:
+                _copy(src.read, w.write)
+        dst.flush()
+    except OSError as e:
+        raise FileError(f"I/O error: {e.strerror}") from None
+
+
+def _encrypt_parallel(enc: Encryptor, src: BinaryIO, dst: BinaryIO, jobs: int) -> None:
+    aead = enc._claim()
+    dst.write(enc.header + enc.nonce)
+    dst.flush()
+    offset = len(enc.header) + NONCE_SIZE
+    src_fd, dst_fd = src.fileno(), dst.fileno()
+    # pread offsets are absolute: the plaintext starts where src stands
+    # (not at 0 for a redirected stdin that was partly read).
+    start = src.tell()
+    size = os.fstat(src_fd).st_size - start
+    n_chunks = max(1, -(-size // CHUNK_SIZE))
+
+    def work(first: int, end: int) -> None:
+        _parallel.seal_range(aead, src_fd, start, size, dst_fd, offset, first, end)
+
+    _parallel.run(work, n_chunks, jobs)
+
+
+def decrypt_file(
+    input: str | os.PathLike[str] | None,
+    output: str | os.PathLike[str] | None,
+    identities: Sequence[Identity],
+    *,
+    jobs: int | None = None,
+) -> None:
+    """Decrypt the file at input (None: stdin) to output (None: stdout).
+
+    The output file appears only once every chunk, the final one included,
+    has been authenticated; on any failure it does not appear at all. To
+    stdout, authenticated chunks are written as they are verified (as age
+    does), and an error after some of them is still an error.
+    """
+    src = _open_input(input)
+    try:
+        stream, armored = dearmor(src)
+        d = Decryptor(stream, identities)
+        if output is None:
+            _decrypt_stream(d, _stdout())
+            return
+        with atomic_output(output) as dst:
+            if armored or not _regular(src):
+                _decrypt_stream(d, dst)
+            else:
+                _decrypt_parallel(d, src, dst, jobs or _parallel.default_jobs())
+    finally:
+        if input is not None:
+            src.close()
+
+
+def _decrypt_stream(d: Decryptor, dst: BinaryIO) -> None:
+    reader = d.reader()
+    try:
+        _copy(reader.read, dst.write)
+        dst.flush()
+    except OSError as e:
+        raise FileError(f"I/O error: {e.strerror}") from None
+
+
+def _decrypt_parallel(d: Decryptor, src: BinaryIO, dst: BinaryIO, jobs: int) -> None:
+    aead = d._aead
+    src_fd, dst_fd = src.fileno(), dst.fileno()
+    offset = src.tell()
+    size = os.fstat(src_fd).st_size - offset
+    if size <= 0:
+        raise PayloadError("file truncated: final chunk missing")
+    n_chunks = -(-size // ENC_CHUNK_SIZE)
+
+    def work(first: int, end: int) -> None:
+        _parallel.open_range(aead, src_fd, offset, size, dst_fd, first, end)
+
+    _parallel.run(work, n_chunks, jobs)
+    if os.fstat(src_fd).st_size - offset != size:
+        raise FileError("the input file changed while it was being decrypted")

@@ -1,0 +1,206 @@
+"""STREAM on every core, for seekable files.
+
+age seals its payload on one core. The chunks are independent (each has its
+own counter nonce), so the chunk range is cut into one contiguous share per
+worker, and every worker reads and writes its own byte ranges with os.pread
+and os.pwrite. Workers are processes, not threads: pyca's AEAD holds the GIL.
+They are forked, so they inherit the payload key and the open files without
+anything being pickled, and write straight into the output: plaintext never
+goes through a scratch file or a pipe.
+
+Only seekable regular files come here; pipes, terminals and armor use the
+sequential reader and writer in _stream.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Callable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from ..errors import FileError, PayloadError, PouchError
+from ._stream import CHUNK_SIZE, ENC_CHUNK_SIZE, TAG_SIZE, chunk_nonce, open_chunk
+
+# Chunks per read and write: 1 MiB of plaintext per system call.
+BATCH = 16
+# Below this many chunks per worker, forking costs more than it saves.
+MIN_CHUNKS_PER_WORKER = 64
+
+
+def default_jobs() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _pread(fd: int, n: int, offset: int) -> bytes:
+    data = os.pread(fd, n, offset)
+    while len(data) < n:
+        more = os.pread(fd, n - len(data), offset + len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _pwrite(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data = data[n:]
+        offset += n
+
+
+def seal_range(
+    aead: ChaCha20Poly1305,
+    src_fd: int,
+    src_offset: int,
+    size: int,
+    dst_fd: int,
+    dst_offset: int,
+    first: int,
+    end: int,
+) -> None:
+    """Seal chunks [first, end) of a size-byte plaintext at src_offset."""
+    n_chunks = max(1, -(-size // CHUNK_SIZE))
+    out = bytearray(BATCH * ENC_CHUNK_SIZE)
+    view = memoryview(out)
+    for start in range(first, end, BATCH):
+        stop = min(start + BATCH, end)
+        want = min(stop * CHUNK_SIZE, size) - start * CHUNK_SIZE
+        data = memoryview(_pread(src_fd, want, src_offset + start * CHUNK_SIZE))
+        if len(data) != want:
+            raise FileError("the input file shrank while it was being encrypted")
+        pos = 0
+        for i in range(start, stop):
+            piece = data[(i - start) * CHUNK_SIZE : (i - start + 1) * CHUNK_SIZE]
+            enc = view[pos : pos + len(piece) + TAG_SIZE]
+            aead.encrypt_into(chunk_nonce(i, i == n_chunks - 1), piece, None, enc)
+            pos += len(enc)
+        _pwrite(dst_fd, view[:pos], dst_offset + start * ENC_CHUNK_SIZE)
+    if end == n_chunks and os.pread(src_fd, 1, src_offset + size):
+        raise FileError("the input file grew while it was being encrypted")
+
+
+def open_range(
+    aead: ChaCha20Poly1305,
+    src_fd: int,
+    src_offset: int,
+    size: int,
+    dst_fd: int,
+    first: int,
+    end: int,
+) -> None:
+    """Open chunks [first, end) of a size-byte payload at src_offset."""
+    n_chunks = -(-size // ENC_CHUNK_SIZE)
+    out = bytearray(BATCH * CHUNK_SIZE)
+    view = memoryview(out)
+    for start in range(first, end, BATCH):
+        stop = min(start + BATCH, end)
+        want = min(stop * ENC_CHUNK_SIZE, size) - start * ENC_CHUNK_SIZE
+        data = _pread(src_fd, want, src_offset + start * ENC_CHUNK_SIZE)
+        if len(data) != want:
+            raise FileError("the input file shrank while it was being decrypted")
+        pos = 0
+        for i in range(start, stop):
+            enc = data[(i - start) * ENC_CHUNK_SIZE : (i - start + 1) * ENC_CHUNK_SIZE]
+            last = i == n_chunks - 1
+            plain_len = len(enc) - TAG_SIZE
+            try:
+                if last and (plain_len < 0 or (plain_len == 0 and i > 0)):
+                    raise InvalidTag  # open_chunk names these cases
+                aead.decrypt_into(chunk_nonce(i, last), enc, None, view[pos : pos + plain_len])
+            except InvalidTag:
+                # Slow path, for the message: open_chunk raises for a chunk
+                # that does not authenticate, and reports one that does only
+                # with the other final flag (truncation, trailing data).
+                _, error = open_chunk(aead, i, enc, last)
+                raise error or PayloadError(f"chunk {i} does not authenticate") from None
+            pos += plain_len
+        _pwrite(dst_fd, view[:pos], start * CHUNK_SIZE)
+
+
+def run(work: Callable[[int, int], None], n_chunks: int, jobs: int) -> None:
+    """Run work(first, end) over [0, n_chunks) cut into contiguous shares.
+
+    The parent takes the first share and forks a worker for each other one.
+    When several shares fail, the error of the earliest one is raised, so the
+    message names the first bad chunk whatever the timing.
+    """
+    jobs = max(1, min(jobs, n_chunks // MIN_CHUNKS_PER_WORKER))
+    bounds = [n_chunks * k // jobs for k in range(jobs + 1)]
+    if jobs == 1:
+        work(0, n_chunks)
+        return
+    children: list[tuple[int, int]] = []  # (pid, read end of its error pipe)
+    try:
+        for k in range(1, jobs):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                os.close(r)
+                _child(work, bounds[k], bounds[k + 1], w)
+            os.close(w)
+            children.append((pid, r))
+        errors: list[PouchError | None] = [None] * jobs
+        try:
+            work(bounds[0], bounds[1])
+        except PouchError as e:
+            errors[0] = e
+        except OSError as e:
+            errors[0] = FileError(f"I/O error: {e.strerror}")
+        for k, (pid, r) in enumerate(children, start=1):
+            errors[k] = _reap(pid, r)
+        children = []
+        for error in errors:
+            if error is not None:
+                raise error
+    finally:
+        # Only left set when the parent is interrupted: stop the workers.
+        for pid, r in children:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.waitpid(pid, 0)
+            os.close(r)
+
+
+_KINDS: dict[str, type[PouchError]] = {"payload": PayloadError, "file": FileError}
+
+
+def _child(work: Callable[[int, int], None], first: int, end: int, w: int) -> None:
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        try:
+            work(first, end)
+            code = 0
+        except PayloadError as e:
+            os.write(w, b"payload\n" + e.message.encode())
+        except FileError as e:
+            os.write(w, b"file\n" + e.message.encode())
+        except OSError as e:
+            os.write(w, b"file\n" + f"I/O error: {e.strerror}".encode())
+        except BaseException as e:
+            os.write(w, b"error\n" + f"worker failed: {type(e).__name__}: {e}".encode())
+    finally:
+        # Never return into the parent's code, never run its exit handlers.
+        os._exit(code)
+
+
+def _reap(pid: int, r: int) -> PouchError | None:
+    chunks = []
+    while b := os.read(r, 4096):
+        chunks.append(b)
+    os.close(r)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        return None
+    kind, _, message = b"".join(chunks).decode(errors="replace").partition("\n")
+    if not message:
+        return PouchError(f"a worker process died (status {os.waitstatus_to_exitcode(status)})")
+    return _KINDS.get(kind, PouchError)(message)

@@ -1,0 +1,191 @@
+"""The age v1 payload: STREAM over ChaCha20-Poly1305 (C2SP age spec, "Payload").
+
+    payload key = HKDF-SHA-256(ikm = file key, salt = nonce, info = "payload")
+
+The plaintext is cut into 64 KiB chunks; chunk i is sealed with the nonce
+i as 11 big-endian bytes followed by 0x01 for the final chunk and 0x00 for
+the others. The final chunk may be shorter than 64 KiB but must not be empty
+unless the whole payload is.
+
+Chunks are independent, which is what lets _parallel.py seal and open them
+on every core. This module holds the per-chunk rules (shared by both paths)
+and the sequential reader and writer used for pipes and armor.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .._io import read_full
+from ..errors import PayloadError
+
+NONCE_SIZE = 16
+CHUNK_SIZE = 64 * 1024
+TAG_SIZE = 16
+ENC_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE
+_MAX_COUNTER = 1 << 88
+
+PAYLOAD_LABEL = b"payload"
+
+
+def payload_aead(file_key: bytes, nonce: bytes) -> ChaCha20Poly1305:
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=nonce, info=PAYLOAD_LABEL).derive(
+        file_key
+    )
+    return ChaCha20Poly1305(key)
+
+
+def chunk_nonce(counter: int, last: bool) -> bytes:
+    if counter >= _MAX_COUNTER:
+        raise PayloadError("payload too large: STREAM chunk counter overflow")
+    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+
+def chunk_count(plaintext_size: int) -> int:
+    """How many chunks a payload of this size is sealed into (at least one)."""
+    return max(1, -(-plaintext_size // CHUNK_SIZE))
+
+
+TRUNCATED = "file truncated: final chunk missing"
+
+
+def open_chunk(
+    aead: ChaCha20Poly1305, counter: int, data: bytes, last: bool
+) -> tuple[bytes, PayloadError | None]:
+    """Authenticate and decrypt one chunk.
+
+    last says whether the chunk ends the ciphertext. Returns the plaintext and,
+    when the chunk authenticates only with the other final flag, the error to
+    raise once that plaintext is released: the chunk itself is authentic, but
+    the stream around it is truncated or has data after its end. Raises
+    PayloadError when the chunk does not authenticate at all.
+    """
+    if last:
+        if len(data) < TAG_SIZE:
+            raise PayloadError("file truncated: the last chunk is cut short")
+        if len(data) == TAG_SIZE and counter > 0:
+            # Spec: the final chunk "MUST NOT be empty unless the whole payload
+            # is empty"; otherwise a chunk boundary would have two encodings.
+            raise PayloadError("malformed payload: the final chunk is empty")
+    try:
+        return aead.decrypt(chunk_nonce(counter, last), data, None), None
+    except InvalidTag:
+        pass
+    if not last or len(data) == ENC_CHUNK_SIZE:
+        try:
+            plain = aead.decrypt(chunk_nonce(counter, not last), data, None)
+        except InvalidTag:
+            pass
+        else:
+            if last:
+                return plain, PayloadError(TRUNCATED)
+            return plain, PayloadError("malformed payload: data after the final chunk")
+    raise PayloadError(f"the file was altered or damaged: chunk {counter} does not authenticate")
+
+
+class EncryptingWriter:
+    """Seals plaintext written to it into STREAM chunks written to dst.
+
+    close() seals the final chunk; it does not close dst.
+    """
+
+    def __init__(self, aead: ChaCha20Poly1305, dst: BinaryIO) -> None:
+        self._aead = aead
+        self._dst = dst
+        self._buf = bytearray()
+        self._counter = 0
+        self._closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        if self._closed:
+            raise ValueError("write to a closed EncryptingWriter")
+        view = memoryview(data).cast("B")
+        n = len(view)
+        while view:
+            # A full buffer is sealed only once more data arrives: until then
+            # it may be the final chunk.
+            if len(self._buf) == CHUNK_SIZE:
+                self._seal(last=False)
+            take = min(CHUNK_SIZE - len(self._buf), len(view))
+            self._buf += view[:take]
+            view = view[take:]
+        return n
+
+    def _seal(self, last: bool) -> None:
+        nonce = chunk_nonce(self._counter, last)
+        self._dst.write(self._aead.encrypt(nonce, bytes(self._buf), None))
+        self._buf.clear()
+        self._counter += 1
+
+    def close(self) -> None:
+        if not self._closed:
+            self._seal(last=True)
+            self._closed = True
+
+    def __enter__(self) -> EncryptingWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+
+
+class DecryptingReader(io.RawIOBase):
+    """Plaintext of a STREAM payload; releases only authenticated chunks.
+
+    A chunk is returned only after its tag verified. When the stream turns
+    out to be truncated or to carry data after its final chunk, the chunks
+    that did authenticate have been released and the next read raises
+    PayloadError, as the age reference implementation does (the conformance
+    vectors check exactly what was released).
+    """
+
+    def __init__(self, aead: ChaCha20Poly1305, src: BinaryIO) -> None:
+        super().__init__()
+        self._aead = aead
+        self._src = src
+        self._counter = 0
+        self._plain = memoryview(b"")
+        self._lookahead = b""
+        self._error: PayloadError | None = None
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._plain:
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return 0
+            self._next_chunk()
+        n = min(len(b), len(self._plain))
+        b[:n] = self._plain[:n]
+        self._plain = self._plain[n:]
+        return n
+
+    def _next_chunk(self) -> None:
+        data = self._lookahead + read_full(self._src, ENC_CHUNK_SIZE - len(self._lookahead))
+        self._lookahead = b""
+        if len(data) == ENC_CHUNK_SIZE:
+            self._lookahead = self._src.read(1)
+        last = not self._lookahead
+        try:
+            if not data:
+                # Only reachable before the first chunk: later EOFs are seen
+                # by the lookahead and end the stream with a final chunk.
+                raise PayloadError(TRUNCATED)
+            plain, self._error = open_chunk(self._aead, self._counter, data, last)
+        except PayloadError as e:
+            self._error = e
+            raise
+        self._counter += 1
+        self._done = last
+        self._plain = memoryview(plain)

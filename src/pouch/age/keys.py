@@ -1,0 +1,191 @@
+"""Recipient and identity strings, and the files that hold them.
+
+A recipients file (-R) and an identity file (-i) are text: one key per line,
+blank lines and lines starting with "#" ignored, as age reads them. An
+identity file may itself be an age file encrypted with a passphrase (age
+reads those too); it is opened with the passphrase callback.
+
+Secret key files are read only when neither group nor others can read them
+(DESIGN.md section 5), and error messages never quote a line of one.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from collections.abc import Callable
+from datetime import datetime
+from typing import TypeAlias
+
+from ..errors import FileError, KeyFormatError, RefusedError
+from . import _bech32
+from .pq import HybridIdentity, HybridRecipient
+from .x25519 import X25519Identity, X25519Recipient
+
+AnyRecipient: TypeAlias = X25519Recipient | HybridRecipient
+AnyIdentity: TypeAlias = X25519Identity | HybridIdentity
+
+# As age: 16 MiB per file, 8 KiB per line (a post-quantum key is about 2 KB).
+FILE_SIZE_LIMIT = 16 << 20
+LINE_LENGTH_LIMIT = 8 << 10
+
+
+def parse_recipient(s: str) -> AnyRecipient:
+    """Parse an ``age1…`` or ``age1pq1…`` recipient."""
+    if s.startswith(("ssh-", "github:")):
+        raise KeyFormatError(
+            f"unsupported recipient {s[:24]!r}", "pouch takes age1… and age1pq1… recipients"
+        )
+    if s.startswith("AGE-"):
+        raise KeyFormatError(
+            "that is a secret key, not a recipient",
+            "give the public key: 'pouch age-keygen -y FILE' prints it",
+        )
+    try:
+        hrp, data = _bech32.decode(s)
+    except ValueError as e:
+        raise KeyFormatError(f"malformed recipient {s[:64]!r}: {e}") from None
+    if hrp == "age":
+        return X25519Recipient(data)
+    if hrp == "age1pq":
+        return HybridRecipient(data)
+    raise KeyFormatError(
+        f"unknown recipient type {hrp!r}", "age plugins are not supported by pouch"
+    )
+
+
+def parse_identity(s: str) -> AnyIdentity:
+    """Parse an ``AGE-SECRET-KEY-1…`` or ``AGE-SECRET-KEY-PQ-1…`` identity."""
+    try:
+        hrp, data = _bech32.decode(s)
+    except ValueError as e:
+        raise KeyFormatError(f"malformed secret key: {e}") from None
+    if hrp == "age-secret-key-":
+        return X25519Identity(data)
+    if hrp == "age-secret-key-pq-":
+        return HybridIdentity(data)
+    if hrp.startswith("age-plugin-"):
+        raise KeyFormatError("age plugin identities are not supported by pouch")
+    raise KeyFormatError(f"unknown secret key type {hrp.upper()!r}")
+
+
+def _lines(text: str, source: str) -> list[tuple[int, str]]:
+    out = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        line = line.rstrip("\r")
+        if not line or line.startswith("#"):
+            continue
+        if len(line) > LINE_LENGTH_LIMIT:
+            raise KeyFormatError(f"{source}: line {n} is too long")
+        out.append((n, line))
+    return out
+
+
+def parse_recipients(text: str, source: str = "recipients file") -> list[AnyRecipient]:
+    recipients = []
+    for n, line in _lines(text, source):
+        try:
+            recipients.append(parse_recipient(line))
+        except KeyFormatError as e:
+            raise KeyFormatError(f"{source}: line {n}: {e.message}", *e.hints) from None
+    if not recipients:
+        raise KeyFormatError(f"{source}: no recipients found")
+    return recipients
+
+
+def parse_identities(text: str, source: str = "identity file") -> list[AnyIdentity]:
+    identities = []
+    for n, line in _lines(text, source):
+        try:
+            identities.append(parse_identity(line))
+        except KeyFormatError:
+            # The line may be a secret key with a typo: never echo it.
+            raise KeyFormatError(f"{source}: line {n} is not a valid secret key") from None
+    if not identities:
+        raise KeyFormatError(f"{source}: no secret keys found")
+    return identities
+
+
+def _read_limited(path: str | os.PathLike[str]) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(FILE_SIZE_LIMIT + 1)
+    except OSError as e:
+        raise FileError(f"cannot read {path}: {e.strerror}") from None
+    if len(data) > FILE_SIZE_LIMIT:
+        raise KeyFormatError(f"{path}: the file is too large for a key file")
+    return data
+
+
+def _text(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeyFormatError(f"{source}: not a text file") from None
+
+
+def read_recipients_file(path: str | os.PathLike[str]) -> list[AnyRecipient]:
+    return parse_recipients(_text(_read_limited(path), str(path)), str(path))
+
+
+def check_private(path: str | os.PathLike[str]) -> None:
+    """Refuse a secret key file that group or others can read."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise FileError(f"cannot read {path}: {e.strerror}") from None
+    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+        raise RefusedError(
+            f"{path} holds secret keys but others can read it "
+            f"(mode {stat.S_IMODE(st.st_mode):04o})",
+            f"make it private first: chmod 600 {path}",
+        )
+
+
+def read_identities_file(
+    path: str | os.PathLike[str], passphrase: Callable[[str], str] | None = None
+) -> list[AnyIdentity]:
+    """Read an identity file, decrypting it first if it is passphrase-encrypted.
+
+    passphrase(prompt) is called only for an encrypted file.
+    """
+    check_private(path)
+    data = _read_limited(path)
+    if data.startswith((b"age-encryption.org/", b"-----BEGIN AGE")):
+        if passphrase is None:
+            raise KeyFormatError(f"{path} is encrypted and no passphrase can be asked for")
+        from . import ScryptIdentity, decrypt
+
+        plain = io.BytesIO()
+        secret = passphrase(f"Enter passphrase for identity file {path}")
+        decrypt(io.BytesIO(data), plain, [ScryptIdentity(secret)])
+        data = plain.getvalue()
+    return parse_identities(_text(data, str(path)), str(path))
+
+
+def identity_file_text(identity: AnyIdentity, now: datetime) -> str:
+    """An identity file as age-keygen writes it."""
+    return (
+        f"# created: {now.isoformat(timespec='seconds')}\n"
+        f"# public key: {identity.recipient}\n"
+        f"{identity}\n"
+    )
+
+
+def write_identity_file(path: str | os.PathLike[str], text: str) -> None:
+    """Create path (never overwriting) with mode 0600 and text in it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise RefusedError(
+            f"{path} already exists", "pouch never overwrites a key file; pick another name"
+        ) from None
+    except OSError as e:
+        raise FileError(f"cannot write {path}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    except OSError as e:
+        os.unlink(path)
+        raise FileError(f"cannot write {path}: {e.strerror}") from None

@@ -1,0 +1,104 @@
+"""The one exception hierarchy of pouch.
+
+Every failure a person can cause or meet (bad input, a damaged file, a wrong
+key, a refused operation) is a :class:`PouchError` subclass carrying a message
+that names the problem, optional hints that say what to do, and the exit code
+the CLI returns for it. The CLI catches :class:`PouchError` once, at the top,
+and prints ``error:`` and ``hint:`` lines; anything else escaping is a bug.
+
+Authentication failures deliberately say little: "the file was altered", not
+which byte or which check, so that no oracle is offered to whoever altered it.
+
+The exit codes are part of the interface and are listed in README.md.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArmorError",
+    "DecryptionError",
+    "FileError",
+    "HeaderError",
+    "HeaderMacError",
+    "KeyFormatError",
+    "NoIdentityMatchError",
+    "PayloadError",
+    "PouchError",
+    "RefusedError",
+    "UsageError",
+]
+
+
+class PouchError(Exception):
+    """Base of every error pouch raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *hints: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hints = hints
+
+    def diagnostics(self) -> str:
+        """The text shown to a person: the error, then one line per hint."""
+        lines = [f"error: {self.message}"]
+        lines.extend(f"hint: {h}" for h in self.hints)
+        return "\n".join(lines)
+
+
+class UsageError(PouchError):
+    """The request itself is inconsistent (flags that exclude each other...)."""
+
+    exit_code = 2
+
+
+class KeyFormatError(PouchError):
+    """A recipient, identity or key file could not be parsed."""
+
+    exit_code = 3
+
+
+class DecryptionError(PouchError):
+    """Base of the errors met while opening an age file."""
+
+
+class NoIdentityMatchError(DecryptionError):
+    """None of the identities given can unwrap the file key."""
+
+    exit_code = 4
+
+
+class HeaderError(DecryptionError):
+    """The age header is malformed, or is not an age header at all."""
+
+    exit_code = 5
+
+
+class HeaderMacError(DecryptionError):
+    """The header was altered after it was written (its MAC does not match)."""
+
+    exit_code = 6
+
+
+class PayloadError(DecryptionError):
+    """The payload is damaged, truncated, or has data after its end."""
+
+    exit_code = 7
+
+
+class ArmorError(DecryptionError):
+    """The ASCII armor around an age file is malformed."""
+
+    exit_code = 8
+
+
+class FileError(PouchError):
+    """A file could not be read or written."""
+
+    exit_code = 9
+
+
+class RefusedError(PouchError):
+    """pouch refuses to do something unsafe (a readable secret key file...)."""
+
+    exit_code = 10

@@ -1,0 +1,73 @@
+"""Every C2SP CCTV age vector gives its expected result (143 of 143)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections import Counter
+
+import pytest
+
+from pouch.age import Decryptor, ScryptIdentity, parse_identity
+from pouch.age.armor import ArmoredReader
+from pouch.errors import (
+    ArmorError,
+    HeaderError,
+    HeaderMacError,
+    NoIdentityMatchError,
+    PayloadError,
+)
+
+from .testkit import TESTKIT, load, vectors
+
+OUTCOMES: list[tuple[type[Exception], str]] = [
+    (ArmorError, "armor failure"),
+    (NoIdentityMatchError, "no match"),
+    (HeaderMacError, "HMAC failure"),
+    (HeaderError, "header failure"),
+    (PayloadError, "payload failure"),
+]
+
+
+def test_the_testkit_is_complete() -> None:
+    paths = vectors()
+    assert len(paths) == 143, f"expected 143 vectors in {TESTKIT}, found {len(paths)}"
+    counts = Counter(load(p).expect for p in paths)
+    assert counts == {
+        "success": 26,
+        "header failure": 62,
+        "armor failure": 22,
+        "payload failure": 19,
+        "no match": 13,
+        "HMAC failure": 1,
+    }
+
+
+def run_vector(body: bytes, armored: bool, identities: list, released: bytearray) -> str:
+    src: io.BufferedIOBase = io.BytesIO(body)
+    if armored:
+        src = io.BufferedReader(ArmoredReader(src))  # type: ignore[arg-type]
+    try:
+        reader = Decryptor(src, identities).reader()  # type: ignore[arg-type]
+        while chunk := reader.read(65536):
+            released += chunk
+    except tuple(cls for cls, _ in OUTCOMES) as e:
+        for cls, outcome in OUTCOMES:
+            if isinstance(e, cls):
+                return outcome
+    return "success"
+
+
+@pytest.mark.parametrize("path", vectors(), ids=lambda p: p.name)
+def test_vector(path) -> None:
+    v = load(path)
+    assert not v.unknown, f"unknown keys {v.unknown}: the loader must learn them, not skip"
+    identities = [parse_identity(s) for s in v.identities]
+    identities += [ScryptIdentity(p) for p in v.passphrases]
+    released = bytearray()
+    outcome = run_vector(v.body, v.armored, identities, released)
+    assert outcome == v.expect
+    if v.expect in ("success", "payload failure"):
+        assert hashlib.sha256(released).hexdigest() == v.payload
+    else:
+        assert not released

@@ -1,0 +1,68 @@
+"""Loader for the C2SP age conformance vectors in ../shared/age-testkit.
+
+The vectors are read where they lie (never copied into the repository).
+Each file is "key: value" lines, a blank line, then an age file, possibly
+zlib-compressed (see the README beside them).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TESTKIT = Path(__file__).resolve().parents[2] / "shared" / "age-testkit" / "testdata"
+
+KNOWN_KEYS = {
+    "expect",
+    "payload",
+    "identity",
+    "passphrase",
+    "armored",
+    "compressed",
+    "file key",
+    "comment",
+}
+
+
+@dataclass
+class Vector:
+    name: str
+    expect: str
+    body: bytes
+    payload: str | None = None
+    identities: list[str] = field(default_factory=list)
+    passphrases: list[str] = field(default_factory=list)
+    armored: bool = False
+    unknown: list[str] = field(default_factory=list)
+
+
+def load(path: Path) -> Vector:
+    data = path.read_bytes()
+    head, _, body = data.partition(b"\n\n")
+    v = Vector(name=path.name, expect="", body=body)
+    compressed = False
+    for line in head.decode().split("\n"):
+        key, _, value = line.partition(": ")
+        if key == "expect":
+            v.expect = value
+        elif key == "payload":
+            v.payload = value
+        elif key == "identity":
+            v.identities.append(value)
+        elif key == "passphrase":
+            v.passphrases.append(value)
+        elif key == "armored":
+            v.armored = value == "yes"
+        elif key == "compressed":
+            assert value == "zlib", value
+            compressed = True
+        elif key not in KNOWN_KEYS:
+            v.unknown.append(key)
+    if compressed:
+        v.body = zlib.decompress(v.body)
+    return v
+
+
+def vectors() -> list[Path]:
+    return sorted(TESTKIT.iterdir())
