@@ -325,16 +325,17 @@ def encrypt_file(
     *,
     armor: bool = False,
     jobs: int | None = None,
+    rand: Rand = os.urandom,
 ) -> None:
     """Encrypt the file at input (None: stdin) to output (None: stdout).
 
     The output file appears only once complete. When input is a regular file
     and the output is binary, the payload is sealed on `jobs` cores (default:
-    all of them).
+    all of them); the bytes are the same as sealing it on one.
     """
     src = _open_input(input)
     try:
-        enc = Encryptor(recipients)
+        enc = Encryptor(recipients, rand=rand)
         if output is None:
             _encrypt_stream(enc, src, _stdout(), armor)
             return

@@ -32,6 +32,9 @@ BYTES_PER_LINE = COLUMNS_PER_LINE // 4 * 3
 # below the total.
 MAX_LINE = 64 * 1024
 MAX_HEADER = 16 * 1024 * 1024
+# Each parsed stanza costs a few hundred bytes of objects and every identity
+# tries each one: far more than any real file has (pouch's decoys included).
+MAX_STANZAS = 10_000
 
 _B64_CHARS = re.compile(rb"[A-Za-z0-9+/]*")
 
@@ -157,6 +160,8 @@ def parse_header(src: BinaryIO) -> Header:
         line = lines.next("header")
         if line.startswith(FOOTER_PREFIX):
             return Header(tuple(stanzas), _parse_footer(line))
+        if len(stanzas) == MAX_STANZAS:
+            raise HeaderError(f"malformed header: more than {MAX_STANZAS} stanzas")
         stanzas.append(_parse_stanza(line, lines))
 
 

@@ -138,12 +138,13 @@ def run(work: Callable[[int, int], None], n_chunks: int, jobs: int) -> None:
         return
     children: list[tuple[int, int]] = []  # (pid, read end of its error pipe)
     try:
+        parent = os.getpid()
         for k in range(1, jobs):
             r, w = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - runs in the child
                 os.close(r)
-                _child(work, bounds[k], bounds[k + 1], w)
+                _child(work, bounds[k], bounds[k + 1], w, parent)
             os.close(w)
             children.append((pid, r))
         errors: list[PouchError | None] = [None] * jobs
@@ -172,10 +173,27 @@ def run(work: Callable[[int, int], None], n_chunks: int, jobs: int) -> None:
 _KINDS: dict[str, type[PouchError]] = {"payload": PayloadError, "file": FileError}
 
 
-def _child(work: Callable[[int, int], None], first: int, end: int, w: int) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies: a killed pouch
+    must not leave workers writing on."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child(work: Callable[[int, int], None], first: int, end: int, w: int, parent: int) -> None:
     code = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _die_with_parent(parent)
         try:
             work(first, end)
             code = 0
