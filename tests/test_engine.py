@@ -255,18 +255,21 @@ def test_decrypt_killed_midway_leaves_nothing(identity: age.X25519Identity, tmp_
     p.stdin.close()
     assert sorted(os.listdir(tmp_path)) == names
 
-    # Parallel path: killed at several points while workers write.
+    # Parallel path: killed at several points while workers write. The output
+    # is either absent or complete (a kill can land after the rename).
     kills = 0
     for delay in (0.02, 0.06, 0.1, 0.15, 0.25):
         p = subprocess.Popen([POUCH, "age", "-d", "-j", "2", "-i", key, "-o", out, src])
         time.sleep(delay)
         p.send_signal(signal.SIGKILL)
-        if p.wait() == -signal.SIGKILL:
+        p.wait()
+        if out.exists():
+            assert out.stat().st_size == size
+            out.unlink()
+        else:
             kills += 1
-            assert sorted(os.listdir(tmp_path)) == names
-        elif out.exists():
-            out.unlink()  # it finished first; that point says nothing
-    assert kills >= 2
+        assert sorted(os.listdir(tmp_path)) == names
+    assert kills >= 2  # at least two kills landed before the end
 
     # and left alone, it completes
     assert subprocess.run([POUCH, "age", "-d", "-i", key, "-o", out, src]).returncode == 0

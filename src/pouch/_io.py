@@ -98,8 +98,14 @@ def atomic_output(path: str | os.PathLike[str], mode: int | None = None) -> Iter
             f.flush()
             os.fchmod(fd, (0o666 & ~_umask()) if mode is None else mode)
             if tmp_name is None:
-                tmp_name = directory / f".pouch-{secrets.token_hex(6)}.tmp"
-                _link_unnamed(fd, tmp_name)
+                # A new path gets its name in one step; an existing one is
+                # replaced through a named temporary (link cannot overwrite).
+                try:
+                    _link_unnamed(fd, path)
+                    return
+                except FileExistsError:
+                    tmp_name = directory / f".pouch-{secrets.token_hex(6)}.tmp"
+                    _link_unnamed(fd, tmp_name)
             os.replace(tmp_name, path)
             tmp_name = None
         except OSError as e:
