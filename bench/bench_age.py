@@ -93,12 +93,30 @@ def _hwm_kib(pid: int) -> int:
     return 0
 
 
+WARM_BYTES = int(os.environ.get("BENCH_WARM_MIB", str(2 * SIZE_MIB + 512))) * MIB
+
+
+def warm_memory() -> None:
+    """Touch, then free, enough memory for the coming run's page cache.
+
+    On this VM, memory the guest freed a few seconds ago is handed back to
+    the host, and the next first touch of each page is slow: whichever tool
+    happens to allocate cold memory looks two to five times slower. Writing
+    every page of a large buffer and freeing it just before each run gives
+    every tool the same warm start; the timing starts after.
+    """
+    if WARM_BYTES:
+        buf = bytearray(b"\x01") * WARM_BYTES
+        del buf
+
+
 def measure(args: list[str]) -> Sample:
     """Run args: wall time, the largest process peak, the sum of the peaks.
 
     Peaks are each process's VmHWM, sampled every 5 ms: a high-water mark,
     so a late sample still sees the peak."""
     peaks: dict[int, int] = {}
+    warm_memory()
     start = time.perf_counter()
     p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     done = threading.Event()
@@ -202,6 +220,9 @@ def run(work: Path, age: str, age_version: str) -> None:
             for name in order:
                 args = tools[name]
                 out.unlink(missing_ok=True)
+                # Flush the previous run's writes first, so that one tool's
+                # writeback is not timed as another's work.
+                os.sync()
                 sample = measure([str(a) for a in args])
                 if i > 0:  # the first round warms caches and memory up
                     series[name].samples.append(sample)

@@ -1,0 +1,49 @@
+"""pouch's own age vectors (tests/vectors/age, SPEC.md section 1.4).
+
+They are regenerated from fixed keys and the SPEC's test randomness and
+must come out byte for byte; then they are checked like CCTV vectors, by
+this engine and by the stock age CLI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from pouch.age import ScryptIdentity, parse_identity
+
+from .conftest import run
+from .test_testkit import run_vector
+from .testkit import load
+from .vectors.generate import HERE, vectors
+
+GENERATED = dict(vectors())
+
+
+def test_the_vector_files_are_the_generator_output() -> None:
+    on_disk = {p.name: p.read_bytes() for p in HERE.iterdir()}
+    assert on_disk.keys() == GENERATED.keys()
+    for name, data in GENERATED.items():
+        assert on_disk[name] == data, f"{name}: regenerate with python -m tests.vectors.generate"
+
+
+@pytest.mark.parametrize("name", sorted(GENERATED))
+def test_vector_opens(name: str) -> None:
+    v = load(HERE / name)
+    identities = [parse_identity(s) for s in v.identities]
+    identities += [ScryptIdentity(p) for p in v.passphrases]  # type: ignore[misc]
+    released = bytearray()
+    assert run_vector(v.body, v.armored, identities, released) == v.expect == "success"
+    assert hashlib.sha256(released).hexdigest() == v.payload
+
+
+@pytest.mark.parametrize("name", sorted(n for n in GENERATED if not n.startswith("scrypt")))
+def test_vector_opens_with_stock_age(age_cli: str, tmp_path: Path, name: str) -> None:
+    v = load(HERE / name)
+    key = tmp_path / "key"
+    key.write_text("\n".join(v.identities) + "\n")
+    r = run([age_cli, "-d", "-i", key], input=v.body)
+    assert r.code == 0, r.err
+    assert hashlib.sha256(r.out).hexdigest() == v.payload

@@ -1,0 +1,111 @@
+"""Generate pouch's own age vectors, from fixed keys and fixed randomness.
+
+    python -m tests.vectors.generate      # rewrites tests/vectors/age/*
+
+The files use the CCTV testkit's format (key: value lines, a blank line, the
+age file), so one loader reads both. "Randomness" is SPEC.md's test stream:
+the k-th draw of n bytes (k = 1, 2, ...) is SHAKE-256("pouch test vector" ||
+label || k as 8 bytes, big-endian), first n bytes. Identities draw from it
+too, under their own label. tests/test_vectors.py regenerates every file and
+requires the same bytes: the encoder is exact, not merely compatible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+from pouch import age
+from pouch.age.armor import armor
+
+HERE = Path(__file__).resolve().parent / "age"
+
+
+def test_stream(label: str) -> Callable[[int], bytes]:
+    k = 0
+
+    def rand(n: int) -> bytes:
+        nonlocal k
+        k += 1
+        seed = b"pouch test vector" + label.encode() + k.to_bytes(8, "big")
+        return hashlib.shake_256(seed).digest(n)
+
+    return rand
+
+
+def plaintext(n: int) -> bytes:
+    return bytes(i % 251 for i in range(n))
+
+
+def _vector(
+    name: str,
+    recipients: list[age.Recipient],
+    keys: list[str],
+    data: bytes,
+    *,
+    armored: bool = False,
+    comment: str,
+) -> tuple[str, bytes]:
+    out = io.BytesIO()
+    age.encrypt(io.BytesIO(data), out, recipients, rand=test_stream(name))
+    body = armor(out.getvalue()) if armored else out.getvalue()
+    lines = ["expect: success", f"payload: {hashlib.sha256(data).hexdigest()}", *keys]
+    if armored:
+        lines.append("armored: yes")
+    lines.append(f"comment: {comment}")
+    return name, "\n".join(lines).encode() + b"\n\n" + body
+
+
+def vectors() -> list[tuple[str, bytes]]:
+    ids = [age.X25519Identity.generate(test_stream(f"identity {i}")) for i in range(3)]
+    return [
+        _vector(
+            "x25519_two_chunks",
+            [ids[0].recipient],
+            [f"identity: {ids[0]}"],
+            plaintext(65536 + 100),
+            comment="one X25519 recipient, a full chunk then a short final one",
+        ),
+        _vector(
+            "x25519_full_final_chunk",
+            [ids[0].recipient],
+            [f"identity: {ids[0]}"],
+            plaintext(2 * 65536),
+            comment="the payload ends on a chunk boundary: the final chunk is full",
+        ),
+        _vector(
+            "x25519_empty",
+            [ids[1].recipient],
+            [f"identity: {ids[1]}"],
+            b"",
+            comment="an empty payload is one empty final chunk",
+        ),
+        _vector(
+            "x25519_three_recipients_armored",
+            [i.recipient for i in ids],
+            [f"identity: {ids[2]}"],
+            plaintext(1000),
+            armored=True,
+            comment="three X25519 recipients, armored; the third identity opens it",
+        ),
+        _vector(
+            "scrypt_work_factor_10",
+            [age.ScryptRecipient("Singapore, 12 June 2018", work_factor=10)],
+            ["passphrase: Singapore, 12 June 2018"],
+            plaintext(300),
+            comment="a passphrase at work factor 10 (pouch encrypts at 18 by default)",
+        ),
+    ]
+
+
+def main() -> None:
+    HERE.mkdir(exist_ok=True)
+    for name, data in vectors():
+        (HERE / name).write_bytes(data)
+        print(f"wrote {HERE / name}")
+
+
+if __name__ == "__main__":
+    main()
