@@ -7,11 +7,16 @@ zlib-compressed (see the README beside them).
 
 from __future__ import annotations
 
+import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TESTKIT = Path(__file__).resolve().parents[2] / "shared" / "age-testkit" / "testdata"
+# ../shared/age-testkit beside the repository; AGE_TESTKIT overrides it.
+TESTKIT = Path(
+    os.environ.get("AGE_TESTKIT")
+    or Path(__file__).resolve().parents[2] / "shared" / "age-testkit"
+) / "testdata"
 
 KNOWN_KEYS = {
     "expect",
@@ -65,4 +70,10 @@ def load(path: Path) -> Vector:
 
 
 def vectors() -> list[Path]:
+    if not TESTKIT.is_dir():
+        # A missing testkit is a failure, never a silent skip.
+        raise FileNotFoundError(
+            f"the age testkit is not at {TESTKIT}: clone pouch beside ../shared, "
+            "or point AGE_TESTKIT at the age-testkit folder"
+        )
     return sorted(TESTKIT.iterdir())
