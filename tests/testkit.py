@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # ../shared/age-testkit beside the repository; AGE_TESTKIT overrides it.
-TESTKIT = Path(
-    os.environ.get("AGE_TESTKIT")
-    or Path(__file__).resolve().parents[2] / "shared" / "age-testkit"
-) / "testdata"
+_BESIDE = Path(__file__).resolve().parents[2] / "shared" / "age-testkit"
+TESTKIT = Path(os.environ.get("AGE_TESTKIT") or _BESIDE) / "testdata"
 
 KNOWN_KEYS = {
     "expect",
