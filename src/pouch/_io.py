@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import FileError
+from .errors import FileError, PouchError
 
 
 def read_full(src: BinaryIO, n: int) -> bytes:
@@ -28,6 +29,46 @@ def read_full(src: BinaryIO, n: int) -> bytes:
         parts.append(b)
         n -= len(b)
     return b"".join(parts)
+
+
+class PieceReader(io.RawIOBase):
+    """A reader over pieces produced one at a time: decrypted chunks, decoded
+    armor lines.
+
+    Subclasses implement _next(), which returns the next piece (b"" is
+    allowed), sets self._done after the last one, and may set self._error:
+    an error found after a piece that is itself good, raised on the next read
+    once that piece is consumed. An error is sticky: every later read raises
+    it again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._piece = memoryview(b"")
+        self._done = False
+        self._error: PouchError | None = None
+
+    def _next(self) -> bytes:
+        raise NotImplementedError
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._piece:
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return 0
+            try:
+                self._piece = memoryview(self._next())
+            except PouchError as e:
+                self._error = e
+                raise
+        n = min(len(b), len(self._piece))
+        b[:n] = self._piece[:n]
+        self._piece = self._piece[n:]
+        return n
 
 
 def _umask() -> int:

@@ -44,7 +44,7 @@ from ..errors import (
 )
 from . import _parallel
 from ._crypto import FILE_KEY_SIZE, hkdf_sha256
-from ._format import Stanza, b64encode, mac_input, parse_header
+from ._format import Header, Stanza, mac_input, parse_header
 from ._stream import (
     CHUNK_SIZE,
     ENC_CHUNK_SIZE,
@@ -141,10 +141,9 @@ class Encryptor:
             raise UsageError("no recipients to encrypt to")
         _check_mixing(recipients)
         file_key = rand(FILE_KEY_SIZE)
-        stanzas = [s for r in recipients for s in r.wrap(file_key, rand)]
-        covered = mac_input(stanzas)
-        mac = _header_mac(file_key, covered).finalize()
-        self.header: bytes = covered + b" " + b64encode(mac).encode("ascii") + b"\n"
+        stanzas = tuple(s for r in recipients for s in r.wrap(file_key, rand))
+        mac = _header_mac(file_key, mac_input(stanzas)).finalize()
+        self.header: bytes = Header(stanzas, mac).marshal()
         self.nonce: bytes = rand(NONCE_SIZE)
         self._aead = payload_aead(file_key, self.nonce)
         self._used = False
@@ -359,6 +358,8 @@ def _encrypt_stream(enc: Encryptor, src: BinaryIO, dst: BinaryIO, armor: bool) -
             with enc.writer(dst) as w:
                 _copy(src.read, w.write)
         dst.flush()
+    except BrokenPipeError:
+        raise  # the reader went away: main() exits quietly
     except OSError as e:
         raise FileError(f"I/O error: {e.strerror}") from None
 
@@ -417,6 +418,8 @@ def _decrypt_stream(d: Decryptor, dst: BinaryIO) -> None:
     try:
         _copy(reader.read, dst.write)
         dst.flush()
+    except BrokenPipeError:
+        raise  # the reader went away: main() exits quietly
     except OSError as e:
         raise FileError(f"I/O error: {e.strerror}") from None
 

@@ -63,6 +63,16 @@ def b64decode(s: str | bytes) -> bytes:
     return data
 
 
+def b64decode_exact(arg: str | bytes, size: int) -> bytes | None:
+    """arg decoded if it is the canonical base64 of exactly size bytes, else
+    None: how every native stanza checks its binary arguments."""
+    try:
+        data = b64decode(arg)
+    except ValueError:
+        return None
+    return data if len(data) == size else None
+
+
 def _is_argument(a: str) -> bool:
     # argument = 1*VCHAR: printable ASCII, no space.
     return a != "" and all(33 <= ord(c) <= 126 for c in a)
@@ -153,7 +163,7 @@ def parse_header(src: BinaryIO) -> Header:
             )
         raise HeaderError(
             "not an age file: the first line is not 'age-encryption.org/v1'",
-            "is this the right file? pouch containers are opened with 'pouch open'",
+            "is this the right file?",
         )
     stanzas: list[Stanza] = []
     while True:
@@ -170,11 +180,8 @@ def _parse_footer(line: bytes) -> bytes:
     parts = line[:-1].split(b" ")
     if parts[0] != FOOTER_PREFIX or len(parts) != 2:
         raise HeaderError(f"malformed header: bad closing line {_quote(line)}")
-    try:
-        mac = b64decode(parts[1])
-    except ValueError:
-        mac = b""
-    if len(mac) != 32:
+    mac = b64decode_exact(parts[1], 32)
+    if mac is None:
         raise HeaderError(f"malformed header: bad MAC in closing line {_quote(line)}")
     return mac
 

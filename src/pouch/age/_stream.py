@@ -14,7 +14,6 @@ and the sequential reader and writer used for pipes and armor.
 
 from __future__ import annotations
 
-import io
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .._io import read_full
+from .._io import PieceReader, read_full
 from ..errors import PayloadError
 
 NONCE_SIZE = 16
@@ -136,7 +135,7 @@ class EncryptingWriter:
             self.close()
 
 
-class DecryptingReader(io.RawIOBase):
+class DecryptingReader(PieceReader):
     """Plaintext of a STREAM payload; releases only authenticated chunks.
 
     A chunk is returned only after its tag verified. When the stream turns
@@ -151,41 +150,18 @@ class DecryptingReader(io.RawIOBase):
         self._aead = aead
         self._src = src
         self._counter = 0
-        self._plain = memoryview(b"")
         self._lookahead = b""
-        self._error: PayloadError | None = None
-        self._done = False
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._plain:
-            if self._error is not None:
-                raise self._error
-            if self._done:
-                return 0
-            self._next_chunk()
-        n = min(len(b), len(self._plain))
-        b[:n] = self._plain[:n]
-        self._plain = self._plain[n:]
-        return n
-
-    def _next_chunk(self) -> None:
+    def _next(self) -> bytes:
         data = self._lookahead + read_full(self._src, ENC_CHUNK_SIZE - len(self._lookahead))
-        self._lookahead = b""
-        if len(data) == ENC_CHUNK_SIZE:
-            self._lookahead = self._src.read(1)
+        # One byte past a full chunk tells whether it is the last one.
+        self._lookahead = self._src.read(1) if len(data) == ENC_CHUNK_SIZE else b""
         last = not self._lookahead
-        try:
-            if not data:
-                # Only reachable before the first chunk: later EOFs are seen
-                # by the lookahead and end the stream with a final chunk.
-                raise PayloadError(TRUNCATED)
-            plain, self._error = open_chunk(self._aead, self._counter, data, last)
-        except PayloadError as e:
-            self._error = e
-            raise
+        if not data:
+            # Only reachable before the first chunk: later ends of file are
+            # seen by the lookahead, and end the stream at a final chunk.
+            raise PayloadError(TRUNCATED)
+        plain, self._error = open_chunk(self._aead, self._counter, data, last)
         self._counter += 1
         self._done = last
-        self._plain = memoryview(plain)
+        return plain

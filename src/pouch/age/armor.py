@@ -14,7 +14,7 @@ import binascii
 import io
 from typing import BinaryIO
 
-from .._io import read_full
+from .._io import PieceReader, read_full
 from ..errors import ArmorError
 
 HEADER = b"-----BEGIN AGE ENCRYPTED FILE-----"
@@ -85,35 +85,13 @@ def armor(data: bytes) -> bytes:
     return out.getvalue()
 
 
-class ArmoredReader(io.RawIOBase):
+class ArmoredReader(PieceReader):
     """Decodes armor read from src, line by line, in constant memory."""
 
     def __init__(self, src: BinaryIO) -> None:
         super().__init__()
         self._src = src
         self._started = False
-        self._ended = False
-        self._unread = b""
-        self._error: ArmorError | None = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._unread:
-            if self._error is not None:
-                raise self._error
-            if self._ended:
-                return 0
-            try:
-                self._unread = self._next_line()
-            except ArmorError as e:
-                self._error = e
-                raise
-        n = min(len(b), len(self._unread))
-        b[:n] = self._unread[:n]
-        self._unread = self._unread[n:]
-        return n
 
     def _line(self) -> bytes:
         line = self._src.readline(MAX_WHITESPACE + 2)
@@ -125,7 +103,7 @@ class ArmoredReader(io.RawIOBase):
             line = line[:-1]
         return line
 
-    def _next_line(self) -> bytes:
+    def _next(self) -> bytes:
         skipped = 0
         while not self._started:
             line = self._line()
@@ -164,7 +142,7 @@ class ArmoredReader(io.RawIOBase):
     def _end(self) -> None:
         # What follows the END line is checked now, but reported on the next
         # read, after the last decoded bytes were returned.
-        self._ended = True
+        self._done = True
         rest = read_full(self._src, MAX_WHITESPACE)
         if rest.strip(_WHITESPACE):
             self._error = ArmorError("invalid armor: data after the END line")

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import TypeAlias
 
 from ..errors import FileError, KeyFormatError, RefusedError
-from . import _bech32
+from . import _bech32, pq, x25519
 from .pq import HybridIdentity, HybridRecipient
 from .x25519 import X25519Identity, X25519Recipient
 
@@ -46,9 +46,9 @@ def parse_recipient(s: str) -> AnyRecipient:
         hrp, data = _bech32.decode(s)
     except ValueError as e:
         raise KeyFormatError(f"malformed recipient {s[:64]!r}: {e}") from None
-    if hrp == "age":
+    if hrp == x25519.RECIPIENT_HRP:
         return X25519Recipient(data)
-    if hrp == "age1pq":
+    if hrp == pq.RECIPIENT_HRP:
         return HybridRecipient(data)
     raise KeyFormatError(
         f"unknown recipient type {hrp!r}", "age plugins are not supported by pouch"
@@ -61,9 +61,9 @@ def parse_identity(s: str) -> AnyIdentity:
         hrp, data = _bech32.decode(s)
     except ValueError as e:
         raise KeyFormatError(f"malformed secret key: {e}") from None
-    if hrp == "age-secret-key-":
+    if hrp == x25519.IDENTITY_HRP:
         return X25519Identity(data)
-    if hrp == "age-secret-key-pq-":
+    if hrp == pq.IDENTITY_HRP:
         return HybridIdentity(data)
     if hrp.startswith("age-plugin-"):
         raise KeyFormatError("age plugin identities are not supported by pouch")

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 from ..errors import HeaderError, KeyFormatError
 from . import _bech32
 from ._crypto import WRAPPED_KEY_SIZE
-from ._format import Stanza, b64decode, b64encode
+from ._format import Stanza, b64decode_exact, b64encode
 
 STANZA_TYPE = "mlkem768x25519"
 PQ_LABEL = b"age-encryption.org/mlkem768x25519"
@@ -58,16 +58,6 @@ class HybridRecipient:
             raise KeyFormatError("invalid post-quantum recipient: not a valid key") from None
         self._bytes = public_key
         self._key = hpke.MLKEM768X25519PublicKey(m, x)
-
-    @classmethod
-    def parse(cls, s: str) -> HybridRecipient:
-        try:
-            hrp, data = _bech32.decode(s)
-        except ValueError as e:
-            raise KeyFormatError(f"malformed recipient {s[:24]}…: {e}") from None
-        if hrp != RECIPIENT_HRP:
-            raise KeyFormatError(f"malformed recipient {s[:24]}…: not a post-quantum recipient")
-        return cls(data)
 
     @property
     def public_bytes(self) -> bytes:
@@ -120,16 +110,6 @@ class HybridIdentity:
     def generate(cls, rand: Callable[[int], bytes] = os.urandom) -> HybridIdentity:
         return cls(rand(SEED_SIZE))
 
-    @classmethod
-    def parse(cls, s: str) -> HybridIdentity:
-        try:
-            hrp, data = _bech32.decode(s)
-        except ValueError as e:
-            raise KeyFormatError(f"malformed secret key: {e}") from None
-        if hrp != IDENTITY_HRP:
-            raise KeyFormatError("malformed secret key: it is not a post-quantum identity")
-        return cls(data)
-
     @property
     def recipient(self) -> HybridRecipient:
         return HybridRecipient(self._public)
@@ -140,11 +120,8 @@ class HybridIdentity:
                 continue
             if len(s.args) != 1:
                 raise HeaderError("malformed mlkem768x25519 stanza: wrong number of arguments")
-            try:
-                enc = b64decode(s.args[0])
-            except ValueError:
-                enc = b""
-            if len(enc) != ENC_SIZE:
+            enc = b64decode_exact(s.args[0], ENC_SIZE)
+            if enc is None:
                 raise HeaderError("malformed mlkem768x25519 stanza: invalid encapsulated key")
             if len(s.body) != WRAPPED_KEY_SIZE:
                 raise HeaderError("malformed mlkem768x25519 stanza: invalid body length")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from ..errors import HeaderError
 from ._crypto import WRAPPED_KEY_SIZE, unwrap_file_key, wrap_file_key
-from ._format import Stanza, b64decode, b64encode
+from ._format import Stanza, b64decode_exact, b64encode
 
 STANZA_TYPE = "scrypt"
 SCRYPT_LABEL = b"age-encryption.org/v1/scrypt"
@@ -95,11 +95,8 @@ class ScryptIdentity:
                 raise HeaderError("malformed header: a scrypt stanza must be the only stanza")
             if len(s.args) != 2:
                 raise HeaderError("malformed scrypt stanza: wrong number of arguments")
-            try:
-                salt = b64decode(s.args[0])
-            except ValueError:
-                salt = b""
-            if len(salt) != SALT_SIZE:
+            salt = b64decode_exact(s.args[0], SALT_SIZE)
+            if salt is None:
                 raise HeaderError("malformed scrypt stanza: invalid salt")
             if not _WORK_FACTOR.fullmatch(s.args[1]):
                 raise HeaderError("malformed scrypt stanza: invalid work factor")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from ..errors import HeaderError, KeyFormatError
 from . import _bech32
 from ._crypto import WRAPPED_KEY_SIZE, hkdf_sha256, unwrap_file_key, wrap_file_key
-from ._format import Stanza, b64decode, b64encode
+from ._format import Stanza, b64decode_exact, b64encode
 
 STANZA_TYPE = "X25519"
 X25519_LABEL = b"age-encryption.org/v1/X25519"
@@ -34,16 +34,6 @@ class X25519Recipient:
         if len(public_key) != 32:
             raise KeyFormatError("invalid X25519 recipient: the key is not 32 bytes")
         self._key = public_key
-
-    @classmethod
-    def parse(cls, s: str) -> X25519Recipient:
-        try:
-            hrp, data = _bech32.decode(s)
-        except ValueError as e:
-            raise KeyFormatError(f"malformed recipient {s!r}: {e}") from None
-        if hrp != RECIPIENT_HRP:
-            raise KeyFormatError(f"malformed recipient {s!r}: it is not an X25519 recipient")
-        return cls(data)
 
     @property
     def public_bytes(self) -> bytes:
@@ -87,17 +77,6 @@ class X25519Identity:
     def generate(cls, rand: Callable[[int], bytes] = os.urandom) -> X25519Identity:
         return cls(rand(32))
 
-    @classmethod
-    def parse(cls, s: str) -> X25519Identity:
-        try:
-            hrp, data = _bech32.decode(s)
-        except ValueError as e:
-            # Never quote a secret key in an error message.
-            raise KeyFormatError(f"malformed secret key: {e}") from None
-        if hrp != IDENTITY_HRP:
-            raise KeyFormatError("malformed secret key: it is not an X25519 identity")
-        return cls(data)
-
     @property
     def recipient(self) -> X25519Recipient:
         return X25519Recipient(self._public)
@@ -108,11 +87,8 @@ class X25519Identity:
                 continue
             if len(s.args) != 1:
                 raise HeaderError("malformed X25519 stanza: wrong number of arguments")
-            try:
-                share = b64decode(s.args[0])
-            except ValueError:
-                share = b""
-            if len(share) != 32:
+            share = b64decode_exact(s.args[0], 32)
+            if share is None:
                 raise HeaderError("malformed X25519 stanza: invalid ephemeral share")
             if len(s.body) != WRAPPED_KEY_SIZE:
                 raise HeaderError("malformed X25519 stanza: invalid body length")
