@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import pty
+import stat
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -231,3 +233,100 @@ def test_recipients_file(make_key: Callable[..., KeyFile], tmp_path: Path) -> No
     enc = pouch("age", "-R", listing, input=b"both").out
     for k in (a, b):
         assert pouch("age", "-d", "-i", k.path, input=enc).out == b"both"
+
+
+def test_special_outputs_are_written_in_place_not_replaced(
+    make_key: Callable[..., KeyFile], tmp_path: Path
+) -> None:
+    k = make_key()
+    data = random_bytes(200_000)
+    enc = tmp_path / "in.age"
+    enc.write_bytes(pouch("age", "-r", k.recipient, input=data).out)
+    # a FIFO: read by another process, and still a FIFO afterwards
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    copy = tmp_path / "copy"
+    with open(copy, "wb") as sink:
+        reader = subprocess.Popen(["cat", fifo], stdout=sink)
+        r = pouch("age", "-d", "-i", k.path, "-o", fifo, enc)
+        reader.wait(timeout=60)
+    assert r.code == 0 and copy.read_bytes() == data
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    # a symlink: its target is replaced, the link stays
+    target = tmp_path / "target"
+    target.write_bytes(b"old")
+    target.chmod(0o600)
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    assert pouch("age", "-d", "-i", k.path, "-o", link, enc).code == 0
+    assert os.path.islink(link) and target.read_bytes() == data
+    assert target.stat().st_mode & 0o777 == 0o600  # an existing file keeps its mode
+
+
+def _limit_file_size() -> None:
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+
+@pytest.mark.parametrize("size", [3 << 20, 20 << 20])  # sequential and parallel paths
+def test_a_failed_write_is_a_file_error(
+    make_key: Callable[..., KeyFile], tmp_path: Path, size: int
+) -> None:
+    k = make_key()
+    plain = tmp_path / "plain"
+    plain.write_bytes(random_bytes(size))
+    for args in (["-r", k.recipient], ["-d", "-i", str(k.path)]):
+        src = plain if args[0] == "-r" else tmp_path / "plain.age"
+        out = tmp_path / ("plain.age" if args[0] == "-r" else "out")
+        if args[0] == "-d":
+            assert pouch("age", "-r", k.recipient, "-o", src, plain).code == 0
+        p = subprocess.run(
+            [POUCH, "age", *args, "-o", tmp_path / "limited", src],
+            capture_output=True,
+            preexec_fn=_limit_file_size,
+        )
+        assert p.returncode == 9, p.stderr
+        assert p.stderr.decode().startswith("error: I/O error: File too large")
+        assert not (tmp_path / "limited").exists()
+        del out
+
+
+def test_sigterm_cleans_up(make_key: Callable[..., KeyFile], tmp_path: Path) -> None:
+    k = make_key()
+    plain = tmp_path / "plain"
+    plain.write_bytes(random_bytes(64 << 20))
+    p = subprocess.Popen(
+        [POUCH, "age", "-r", k.recipient, "-o", tmp_path / "out"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert p.stdin is not None and p.stderr is not None
+    p.stdin.write(plain.read_bytes()[: 8 << 20])
+    p.stdin.flush()
+    time.sleep(0.5)
+    p.terminate()
+    p.stdin.close()
+    assert p.wait(timeout=60) == 143
+    assert p.stderr.read() == b"error: terminated\n"
+    assert not (tmp_path / "out").exists()
+    assert sorted(x.name for x in tmp_path.iterdir()) == sorted([k.path.name, "plain"])
+
+
+def test_a_non_utf8_passphrase_from_the_environment() -> None:
+    env = {"POUCH_PASSPHRASE": b"\xff\xfesummit".decode("utf-8", "surrogateescape")}
+    enc = pouch("age", "-p", input=b"x", env=env)
+    assert enc.code == 0, enc.err
+    assert pouch("age", "-d", input=enc.out, env=env).out == b"x"
+
+
+def test_keys_must_be_in_their_canonical_case(make_key: Callable[..., KeyFile]) -> None:
+    k = make_key()
+    r = pouch("age", "-r", k.recipient.upper(), input=b"x")
+    assert r.code == 3 and "recipients are lower case" in r.err
+    lower = k.path.read_text().lower()
+    k.path.write_text(lower)
+    r = pouch("age", "-d", "-i", k.path, input=b"")
+    assert r.code == 3 and "line 3 is not a valid secret key" in r.err

@@ -187,3 +187,9 @@ def test_armor_refuses_too_much_whitespace() -> None:
         dearmor(b"\n" * 2000 + text)
     with pytest.raises(ArmorError, match="whitespace after"):
         dearmor(text + b" " * 2000)
+
+
+def test_a_header_needs_a_stanza() -> None:
+    data = _format.INTRO + b"--- " + b"A" * 43 + b"\n"
+    with pytest.raises(HeaderError, match="no recipient stanzas"):
+        parse_header(io.BytesIO(data))

@@ -33,7 +33,7 @@ HRP = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, ma
 def test_bech32_round_trip_without_length_limit(hrp: str, data: bytes) -> None:
     s = _bech32.encode(hrp, data)
     assert _bech32.decode(s) == (hrp, data)
-    assert _bech32.decode(s.upper()) == (hrp, data)
+    assert _bech32.decode(s.upper()) == (hrp.upper(), data)
 
 
 @settings(max_examples=200, deadline=None)
@@ -150,3 +150,12 @@ def _now():  # type: ignore[no-untyped-def]
     from datetime import datetime, timedelta, timezone
 
     return datetime(2019, 1, 14, 21, 0, tzinfo=timezone(timedelta(hours=-5)))
+
+
+def test_low_order_recipients_are_refused() -> None:
+    with pytest.raises(KeyFormatError, match="low-order"):
+        X25519Recipient(bytes(32))
+    mlkem = HybridIdentity.generate().recipient.public_bytes[:1184]
+    text = _bech32.encode("age1pq", mlkem + bytes(32))
+    with pytest.raises(KeyFormatError, match="low-order X25519"):
+        parse_recipient(text)

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from pouch.age import Decryptor, ScryptIdentity, parse_identity
+from pouch.age import Decryptor, ScryptIdentity, decrypt_file, parse_identity
 from pouch.age.armor import ArmoredReader
 from pouch.errors import (
     ArmorError,
@@ -71,3 +71,29 @@ def test_vector(path) -> None:
         assert hashlib.sha256(released).hexdigest() == v.payload
     else:
         assert not released
+
+
+# Through decrypt_file, armor is detected as the CLI detects it: a file whose
+# first non-blank bytes are "-----". One vector puts garbage before the BEGIN
+# line, so it is not recognised as armor, and fails as a bad header instead.
+DETECTION = {"armor_garbage_leading": "header failure"}
+
+
+@pytest.mark.parametrize("path", vectors(), ids=lambda p: p.name)
+def test_vector_through_decrypt_file(path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    v = load(path)
+    identities = [parse_identity(s) for s in v.identities]
+    identities += [ScryptIdentity(p) for p in v.passphrases]
+    src = tmp_path / "in.age"
+    src.write_bytes(v.body)
+    out = tmp_path / "out"
+    try:
+        decrypt_file(src, out, identities)
+        outcome = "success"
+    except tuple(cls for cls, _ in OUTCOMES) as e:
+        outcome = next(o for cls, o in OUTCOMES if isinstance(e, cls))
+    assert outcome == DETECTION.get(v.name, v.expect)
+    if outcome == "success":
+        assert hashlib.sha256(out.read_bytes()).hexdigest() == v.payload
+    else:
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["in.age"]

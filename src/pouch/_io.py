@@ -12,6 +12,7 @@ import errno
 import io
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -121,13 +122,25 @@ def _link_unnamed(fd: int, name: Path) -> None:
 def atomic_output(path: str | os.PathLike[str], mode: int | None = None) -> Iterator[BinaryIO]:
     """Yield a file that becomes path only if the block completes.
 
-    The data is written to an unnamed file in path's directory (so a killed
-    process leaves nothing behind), readable by its owner only while it is
-    written, then given mode (default: 0o666 less the umask, as any new file)
-    and renamed over path. If the block raises, path is untouched.
+    The data is written to an unnamed file (O_TMPFILE) in path's directory,
+    readable by its owner only while it is written, then given mode and
+    linked in as path; if the block raises, or the process is killed, path is
+    untouched and nothing is left behind. Two cases go through a hidden
+    named temporary file, which a SIGKILL at the wrong moment can leave:
+    replacing an existing file (for the instant between link and rename),
+    and file systems without O_TMPFILE (FAT on a USB stick, NFS).
+
+    mode defaults to the existing file's, or to 0o666 less the umask for a
+    new one, as for any file a program creates. A symlink at path is
+    followed: its target is replaced, as a program writing through it would.
     """
-    path = Path(path)
+    path = Path(os.path.realpath(path))
     directory = path.parent
+    if mode is None:
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            mode = 0o666 & ~_umask()
     try:
         fd, tmp_name = _open_unnamed(directory)
     except OSError as e:
@@ -137,7 +150,7 @@ def atomic_output(path: str | os.PathLike[str], mode: int | None = None) -> Iter
         yield f
         try:
             f.flush()
-            os.fchmod(fd, (0o666 & ~_umask()) if mode is None else mode)
+            os.fchmod(fd, mode)
             if tmp_name is None:
                 # A new path gets its name in one step; an existing one is
                 # replaced through a named temporary (link cannot overwrite).

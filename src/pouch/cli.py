@@ -11,6 +11,7 @@ job (decrypting a 1 KB file) does not pay for what it does not use.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 PASSPHRASE_ENV = "POUCH_PASSPHRASE"
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,13 +38,14 @@ def cli() -> None:
 # --- passphrases -------------------------------------------------------------
 
 
-def read_passphrase(prompt: str, *, confirm: bool = False) -> str:
+def read_passphrase(prompt: str, *, confirm: bool = False) -> bytes:
     """The passphrase from POUCH_PASSPHRASE if set, else from the terminal.
 
     POUCH_PASSPHRASE is meant for scripts and tests: the environment of a
-    process can be read by its owner and by root.
+    process can be read by its owner and by root. Its bytes are taken as
+    they are; a typed passphrase is encoded as UTF-8.
     """
-    value = os.environ.get(PASSPHRASE_ENV)
+    value = os.environb.get(PASSPHRASE_ENV.encode())
     if value is not None:
         if not value:
             raise UsageError(f"{PASSPHRASE_ENV} is set but empty")
@@ -56,13 +59,16 @@ def read_passphrase(prompt: str, *, confirm: bool = False) -> str:
         ) from None
     import getpass
 
-    with tty:
-        value = getpass.getpass(prompt + ": ", stream=tty)
-        if confirm and getpass.getpass("Confirm passphrase: ", stream=tty) != value:
-            raise UsageError("the passphrases did not match")
-    if not value:
+    try:
+        with tty:
+            typed = getpass.getpass(prompt + ": ", stream=tty)
+            if confirm and getpass.getpass("Confirm passphrase: ", stream=tty) != typed:
+                raise UsageError("the passphrases did not match")
+    except EOFError:
+        raise UsageError("no passphrase was given") from None
+    if not typed:
         raise UsageError("the passphrase is empty")
-    return value
+    return typed.encode("utf-8")
 
 
 # --- pouch age ----------------------------------------------------------------
@@ -281,8 +287,17 @@ def _emit(text: str, out_path: str | None) -> None:
 # --- entry point ----------------------------------------------------------------
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised so that cleanup (temporary files) runs on the way out."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run the CLI; errors become messages and exit codes, never tracebacks."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         rc = cli.main(
             args=list(argv) if argv is not None else None,
@@ -301,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except _Terminated:
+        click.echo("error: terminated", err=True)
+        sys.exit(EXIT_TERMINATED)
     except BrokenPipeError:
         # The reader went away (| head): not an error worth a message.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -23,10 +23,12 @@ output is renamed into place only after the final chunk verified.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from cryptography.exceptions import InvalidSignature
@@ -39,7 +41,6 @@ from ..errors import (
     HeaderError,
     HeaderMacError,
     NoIdentityMatchError,
-    PayloadError,
     UsageError,
 )
 from . import _parallel
@@ -51,6 +52,7 @@ from ._stream import (
     NONCE_SIZE,
     DecryptingReader,
     EncryptingWriter,
+    chunk_count,
     payload_aead,
 )
 from .armor import PEEK_SIZE, ArmoredReader, ArmoredWriter, is_armored
@@ -275,7 +277,8 @@ def encrypt(
     rand: Rand = os.urandom,
 ) -> None:
     """Encrypt everything read from src to recipients, writing to dst."""
-    _encrypt_stream(Encryptor(recipients, rand=rand), src, dst, armor)
+    with _io_errors():
+        _encrypt_stream(Encryptor(recipients, rand=rand), src, dst, armor)
 
 
 def decrypt(src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity]) -> None:
@@ -286,17 +289,28 @@ def decrypt(src: BinaryIO, dst: BinaryIO, identities: Sequence[Identity]) -> Non
     were written: streaming output cannot be taken back, so callers that
     write to a file use decrypt_file, which renames only complete output.
     """
-    stream, _ = dearmor(src)
-    _copy(Decryptor(stream, identities).reader().read, dst.write)
+    with _io_errors():
+        stream, _ = dearmor(src)
+        _copy(Decryptor(stream, identities).reader().read, dst.write)
 
 
 # --- paths ------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _io_errors() -> Iterator[None]:
+    """Report a failed read or write as FileError (a broken pipe passes:
+    the CLI ends quietly when its reader goes away)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise FileError(f"I/O error: {e.strerror}") from None
+
+
 def _open_input(path: str | os.PathLike[str] | None) -> BinaryIO:
     if path is None:
-        import sys
-
         return sys.stdin.buffer
     try:
         return open(path, "rb")
@@ -304,17 +318,43 @@ def _open_input(path: str | os.PathLike[str] | None) -> BinaryIO:
         raise FileError(f"cannot read {path}: {e.strerror}") from None
 
 
-def _regular(f: BinaryIO) -> bool:
+def _remaining(f: BinaryIO) -> int | None:
+    """Bytes from f's position to its end if f is a regular file, else None."""
     try:
-        return stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+        st = os.fstat(f.fileno())
+        return st.st_size - f.tell() if stat.S_ISREG(st.st_mode) else None
     except (OSError, ValueError, io.UnsupportedOperation):
-        return False
+        return None
 
 
-def _stdout() -> BinaryIO:
-    import sys
+@contextlib.contextmanager
+def _output(path: str | os.PathLike[str] | None) -> Iterator[tuple[BinaryIO, bool]]:
+    """The destination, and whether it is a new regular file.
 
-    return sys.stdout.buffer
+    None is stdout. An existing path that is not a regular file (a device
+    such as /dev/null, a FIFO) is written in place, as stdout is: only
+    authenticated chunks reach it, but what reached it stays. Anything else
+    becomes a new file atomically (a symlink's target is replaced).
+    """
+    if path is None:
+        yield sys.stdout.buffer, False
+        return
+    try:
+        special = not stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        special = False
+    except OSError as e:
+        raise FileError(f"cannot write {path}: {e.strerror}") from None
+    if special:
+        try:
+            f = open(path, "wb")
+        except OSError as e:
+            raise FileError(f"cannot write {path}: {e.strerror}") from None
+        with f:
+            yield f, False
+        return
+    with atomic_output(path) as new:
+        yield new, True
 
 
 def encrypt_file(
@@ -328,43 +368,44 @@ def encrypt_file(
 ) -> None:
     """Encrypt the file at input (None: stdin) to output (None: stdout).
 
-    The output file appears only once complete. When input is a regular file
-    and the output is binary, the payload is sealed on `jobs` cores (default:
-    all of them); the bytes are the same as sealing it on one.
+    An output file appears only once complete. From a regular file of at
+    least 8 MiB to a regular file, unarmored, the payload is sealed by `jobs`
+    processes (default: one per core), with the same bytes as on one. This
+    forks: call it with jobs=1 from a program that runs threads.
     """
+    jobs = jobs or _parallel.default_jobs()
     src = _open_input(input)
     try:
-        enc = Encryptor(recipients, rand=rand)
-        if output is None:
-            _encrypt_stream(enc, src, _stdout(), armor)
-            return
-        with atomic_output(output) as dst:
-            if armor or not _regular(src):
-                _encrypt_stream(enc, src, dst, armor)
-            else:
-                _encrypt_parallel(enc, src, dst, jobs or _parallel.default_jobs())
+        with _io_errors():
+            enc = Encryptor(recipients, rand=rand)
+            with _output(output) as (dst, regular):
+                size = _remaining(src)
+                if (
+                    regular
+                    and not armor
+                    and size is not None
+                    and _parallel.worth_it(chunk_count(size), jobs)
+                ):
+                    _encrypt_parallel(enc, src, size, dst, jobs)
+                else:
+                    _encrypt_stream(enc, src, dst, armor)
     finally:
         if input is not None:
             src.close()
 
 
 def _encrypt_stream(enc: Encryptor, src: BinaryIO, dst: BinaryIO, armor: bool) -> None:
-    try:
-        if armor:
-            with ArmoredWriter(dst) as a:
-                with enc.writer(a) as w:  # type: ignore[arg-type]
-                    _copy(src.read, w.write)
-        else:
-            with enc.writer(dst) as w:
+    if armor:
+        with ArmoredWriter(dst) as a:
+            with enc.writer(a) as w:  # type: ignore[arg-type]
                 _copy(src.read, w.write)
-        dst.flush()
-    except BrokenPipeError:
-        raise  # the reader went away: main() exits quietly
-    except OSError as e:
-        raise FileError(f"I/O error: {e.strerror}") from None
+    else:
+        with enc.writer(dst) as w:
+            _copy(src.read, w.write)
+    dst.flush()
 
 
-def _encrypt_parallel(enc: Encryptor, src: BinaryIO, dst: BinaryIO, jobs: int) -> None:
+def _encrypt_parallel(enc: Encryptor, src: BinaryIO, size: int, dst: BinaryIO, jobs: int) -> None:
     aead = enc._claim()
     dst.write(enc.header + enc.nonce)
     dst.flush()
@@ -373,13 +414,11 @@ def _encrypt_parallel(enc: Encryptor, src: BinaryIO, dst: BinaryIO, jobs: int) -
     # pread offsets are absolute: the plaintext starts where src stands
     # (not at 0 for a redirected stdin that was partly read).
     start = src.tell()
-    size = os.fstat(src_fd).st_size - start
-    n_chunks = max(1, -(-size // CHUNK_SIZE))
 
     def work(first: int, end: int) -> None:
         _parallel.seal_range(aead, src_fd, start, size, dst_fd, offset, first, end)
 
-    _parallel.run(work, n_chunks, jobs)
+    _parallel.run(work, chunk_count(size), jobs)
 
 
 def decrypt_file(
@@ -391,51 +430,44 @@ def decrypt_file(
 ) -> None:
     """Decrypt the file at input (None: stdin) to output (None: stdout).
 
-    The output file appears only once every chunk, the final one included,
+    An output file appears only once every chunk, the final one included,
     has been authenticated; on any failure it does not appear at all. To
-    stdout, authenticated chunks are written as they are verified (as age
-    does), and an error after some of them is still an error.
+    stdout (or a device), authenticated chunks are written as they are
+    verified, as age does, and an error after some of them is still an
+    error. From a regular file of at least 8 MiB to a regular file, the
+    payload is opened by `jobs` processes (default: one per core). This
+    forks: call it with jobs=1 from a program that runs threads.
     """
+    jobs = jobs or _parallel.default_jobs()
     src = _open_input(input)
     try:
-        stream, armored = dearmor(src)
-        d = Decryptor(stream, identities)
-        if output is None:
-            _decrypt_stream(d, _stdout())
-            return
-        with atomic_output(output) as dst:
-            if armored or not _regular(src):
-                _decrypt_stream(d, dst)
-            else:
-                _decrypt_parallel(d, src, dst, jobs or _parallel.default_jobs())
+        with _io_errors():
+            stream, armored = dearmor(src)
+            d = Decryptor(stream, identities)
+            with _output(output) as (dst, regular):
+                size = None if armored else _remaining(src)
+                if (
+                    regular
+                    and size is not None
+                    and _parallel.worth_it(-(-size // ENC_CHUNK_SIZE), jobs)
+                ):
+                    _decrypt_parallel(d, src, size, dst, jobs)
+                else:
+                    _copy(d.reader().read, dst.write)
+                    dst.flush()
     finally:
         if input is not None:
             src.close()
 
 
-def _decrypt_stream(d: Decryptor, dst: BinaryIO) -> None:
-    reader = d.reader()
-    try:
-        _copy(reader.read, dst.write)
-        dst.flush()
-    except BrokenPipeError:
-        raise  # the reader went away: main() exits quietly
-    except OSError as e:
-        raise FileError(f"I/O error: {e.strerror}") from None
-
-
-def _decrypt_parallel(d: Decryptor, src: BinaryIO, dst: BinaryIO, jobs: int) -> None:
+def _decrypt_parallel(d: Decryptor, src: BinaryIO, size: int, dst: BinaryIO, jobs: int) -> None:
     aead = d._aead
     src_fd, dst_fd = src.fileno(), dst.fileno()
     offset = src.tell()
-    size = os.fstat(src_fd).st_size - offset
-    if size <= 0:
-        raise PayloadError("file truncated: final chunk missing")
-    n_chunks = -(-size // ENC_CHUNK_SIZE)
 
     def work(first: int, end: int) -> None:
         _parallel.open_range(aead, src_fd, offset, size, dst_fd, first, end)
 
-    _parallel.run(work, n_chunks, jobs)
+    _parallel.run(work, -(-size // ENC_CHUNK_SIZE), jobs)
     if os.fstat(src_fd).st_size - offset != size:
         raise FileError("the input file changed while it was being decrypted")

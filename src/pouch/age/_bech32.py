@@ -57,9 +57,15 @@ def encode(hrp: str, data: bytes) -> str:
 
 
 def decode(s: str) -> tuple[str, bytes]:
-    """Decode s into its (lowercase) hrp and data; raise ValueError if invalid."""
+    """Decode s into its hrp (in the case s was written in) and data.
+
+    Raises ValueError if s is not valid Bech32. The case is kept so that
+    callers can insist on the canonical one, as age does: recipients in
+    lower case, secret keys in upper case.
+    """
     if s.lower() != s and s.upper() != s:
         raise ValueError("mixed case")
+    upper = s.upper() == s and s.lower() != s
     s = s.lower()
     pos = s.rfind("1")
     if pos < 1 or pos + 7 > len(s):
@@ -73,4 +79,4 @@ def decode(s: str) -> tuple[str, bytes]:
         raise ValueError("invalid character in data part") from None
     if _polymod(_hrp_expand(hrp) + values) != 1:
         raise ValueError("invalid checksum")
-    return hrp, bytes(_convert_bits(values[:-6], 5, 8, pad=False))
+    return (hrp.upper() if upper else hrp), bytes(_convert_bits(values[:-6], 5, 8, pad=False))

@@ -169,6 +169,9 @@ def parse_header(src: BinaryIO) -> Header:
     while True:
         line = lines.next("header")
         if line.startswith(FOOTER_PREFIX):
+            # header = v1-line 1*stanza end
+            if not stanzas:
+                raise HeaderError("malformed header: no recipient stanzas")
             return Header(tuple(stanzas), _parse_footer(line))
         if len(stanzas) == MAX_STANZAS:
             raise HeaderError(f"malformed header: more than {MAX_STANZAS} stanzas")

@@ -130,50 +130,70 @@ def open_range(
         _pwrite(dst_fd, view[:pos], start * CHUNK_SIZE)
 
 
+def worth_it(n_chunks: int, jobs: int) -> bool:
+    """Whether forking workers pays for a payload of n_chunks."""
+    return jobs > 1 and n_chunks >= 2 * MIN_CHUNKS_PER_WORKER
+
+
+_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def run(work: Callable[[int, int], None], n_chunks: int, jobs: int) -> None:
     """Run work(first, end) over [0, n_chunks) cut into contiguous shares.
 
     The parent takes the first share and forks a worker for each other one.
     When several shares fail, the error of the earliest one is raised, so the
-    message names the first bad chunk whatever the timing.
+    message names the first bad chunk whatever the timing. The caller must
+    not have other threads running: this forks.
     """
     jobs = max(1, min(jobs, n_chunks // MIN_CHUNKS_PER_WORKER))
     bounds = [n_chunks * k // jobs for k in range(jobs + 1)]
-    if jobs == 1:
-        work(0, n_chunks)
-        return
-    children: list[tuple[int, int]] = []  # (pid, read end of its error pipe)
+    children: dict[int, tuple[int, int]] = {}  # share -> (pid, read end of its pipe)
+    errors: list[PouchError | None] = [None] * jobs
     try:
         parent = os.getpid()
         for k in range(1, jobs):
             r, w = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - runs in the child
-                os.close(r)
-                _child(work, bounds[k], bounds[k + 1], w, parent)
+            # Signals stay blocked from fork until the child has reset its
+            # handlers: a Ctrl-C in between must not run the parent's cleanup
+            # in the child.
+            signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+            try:
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover - runs in the child
+                    os.close(r)
+                    _child(work, bounds[k], bounds[k + 1], w, parent)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
             os.close(w)
-            children.append((pid, r))
-        errors: list[PouchError | None] = [None] * jobs
+            children[k] = (pid, r)
         try:
             work(bounds[0], bounds[1])
         except PouchError as e:
             errors[0] = e
         except OSError as e:
             errors[0] = FileError(f"I/O error: {e.strerror}")
-        for k, (pid, r) in enumerate(children, start=1):
+        if errors[0] is not None:
+            _stop(children)  # the result is lost anyway: do not wait for it
+        for k in sorted(children):
+            pid, r = children.pop(k)
             errors[k] = _reap(pid, r)
-        children = []
-        for error in errors:
-            if error is not None:
-                raise error
     finally:
-        # Only left set when the parent is interrupted: stop the workers.
-        for pid, r in children:
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(OSError):
-                os.waitpid(pid, 0)
-            os.close(r)
+        # Left over only when the parent is interrupted: stop the workers.
+        _stop(children)
+    for error in errors:
+        if error is not None:
+            raise error
+
+
+def _stop(children: dict[int, tuple[int, int]]) -> None:
+    for pid, r in children.values():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.waitpid(pid, 0)
+        os.close(r)
+    children.clear()
 
 
 _KINDS: dict[str, type[PouchError]] = {"payload": PayloadError, "file": FileError}
@@ -198,7 +218,9 @@ _PR_SET_PDEATHSIG = 1
 def _child(work: Callable[[int, int], None], first: int, end: int, w: int, parent: int) -> None:
     code = 1
     try:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for sig in _SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
         _die_with_parent(parent)
         try:
             work(first, end)

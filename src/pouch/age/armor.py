@@ -28,8 +28,14 @@ _WHITESPACE = b" \t\n\r\x0b\x0c"
 
 def is_armored(prefix: bytes) -> bool:
     """Whether a file starting with prefix (at least the first 1,058 bytes,
-    or all of it) is armored: the PEM header after optional whitespace."""
-    return prefix.lstrip(_WHITESPACE).startswith(HEADER)
+    or all of it) is to be read as armor.
+
+    age's CLI looks for the exact BEGIN line after whitespace. pouch takes
+    any "-----" there: a binary age file starts with "age-encryption.org/",
+    so nothing is lost, and a damaged BEGIN line ("-----begin age...", a
+    wrong label) is then reported as bad armor, not as a bad header.
+    """
+    return prefix.lstrip(_WHITESPACE).startswith(b"-----")
 
 
 PEEK_SIZE = MAX_WHITESPACE + len(HEADER)

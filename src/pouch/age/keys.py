@@ -50,6 +50,8 @@ def parse_recipient(s: str) -> AnyRecipient:
         return X25519Recipient(data)
     if hrp == pq.RECIPIENT_HRP:
         return HybridRecipient(data)
+    if hrp.lower() in (x25519.RECIPIENT_HRP, pq.RECIPIENT_HRP):
+        raise KeyFormatError(f"malformed recipient {s[:64]!r}: recipients are lower case")
     raise KeyFormatError(
         f"unknown recipient type {hrp!r}", "age plugins are not supported by pouch"
     )
@@ -65,7 +67,9 @@ def parse_identity(s: str) -> AnyIdentity:
         return X25519Identity(data)
     if hrp == pq.IDENTITY_HRP:
         return HybridIdentity(data)
-    if hrp.startswith("age-plugin-"):
+    if hrp.upper() in (x25519.IDENTITY_HRP, pq.IDENTITY_HRP):
+        raise KeyFormatError("malformed secret key: secret keys are upper case")
+    if hrp.upper().startswith("AGE-PLUGIN-"):
         raise KeyFormatError("age plugin identities are not supported by pouch")
     raise KeyFormatError(f"unknown secret key type {hrp.upper()!r}")
 
@@ -144,7 +148,7 @@ def check_private(path: str | os.PathLike[str]) -> None:
 
 
 def read_identities_file(
-    path: str | os.PathLike[str], passphrase: Callable[[str], str] | None = None
+    path: str | os.PathLike[str], passphrase: Callable[[str], str | bytes] | None = None
 ) -> list[AnyIdentity]:
     """Read an identity file, decrypting it first if it is passphrase-encrypted.
 

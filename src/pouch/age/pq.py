@@ -26,11 +26,12 @@ from ..errors import HeaderError, KeyFormatError
 from . import _bech32
 from ._crypto import WRAPPED_KEY_SIZE
 from ._format import Stanza, b64decode_exact, b64encode
+from .x25519 import is_low_order
 
 STANZA_TYPE = "mlkem768x25519"
 PQ_LABEL = b"age-encryption.org/mlkem768x25519"
 RECIPIENT_HRP = "age1pq"
-IDENTITY_HRP = "age-secret-key-pq-"
+IDENTITY_HRP = "AGE-SECRET-KEY-PQ-"
 SEED_SIZE = 32
 MLKEM_PUBLIC_SIZE = 1184
 MLKEM_CIPHERTEXT_SIZE = 1088
@@ -56,6 +57,8 @@ class HybridRecipient:
             x = x25519.X25519PublicKey.from_public_bytes(public_key[MLKEM_PUBLIC_SIZE:])
         except ValueError:
             raise KeyFormatError("invalid post-quantum recipient: not a valid key") from None
+        if is_low_order(public_key[MLKEM_PUBLIC_SIZE:]):
+            raise KeyFormatError("invalid post-quantum recipient: a low-order X25519 point")
         self._bytes = public_key
         self._key = hpke.MLKEM768X25519PublicKey(m, x)
 

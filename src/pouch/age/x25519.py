@@ -22,7 +22,19 @@ from ._format import Stanza, b64decode_exact, b64encode
 STANZA_TYPE = "X25519"
 X25519_LABEL = b"age-encryption.org/v1/X25519"
 RECIPIENT_HRP = "age"
-IDENTITY_HRP = "age-secret-key-"
+IDENTITY_HRP = "AGE-SECRET-KEY-"
+
+
+def is_low_order(public_key: bytes) -> bool:
+    """Whether X25519 with this point gives the all-zero secret for every
+    key: such a "recipient" would let anyone unwrap the file key."""
+    try:
+        x25519.X25519PrivateKey.generate().exchange(
+            x25519.X25519PublicKey.from_public_bytes(public_key)
+        )
+    except ValueError:
+        return True
+    return False
 
 
 class X25519Recipient:
@@ -33,6 +45,8 @@ class X25519Recipient:
     def __init__(self, public_key: bytes) -> None:
         if len(public_key) != 32:
             raise KeyFormatError("invalid X25519 recipient: the key is not 32 bytes")
+        if is_low_order(public_key):
+            raise KeyFormatError("invalid X25519 recipient: a low-order point")
         self._key = public_key
 
     @property
@@ -42,11 +56,7 @@ class X25519Recipient:
     def wrap(self, file_key: bytes, rand: Callable[[int], bytes] = os.urandom) -> list[Stanza]:
         ephemeral = x25519.X25519PrivateKey.from_private_bytes(rand(32))
         share = ephemeral.public_key().public_bytes_raw()
-        try:
-            secret = ephemeral.exchange(x25519.X25519PublicKey.from_public_bytes(self._key))
-        except ValueError:
-            # Only a low-order recipient key gets here; refuse to wrap to it.
-            raise KeyFormatError(f"invalid X25519 recipient {self}: low-order point") from None
+        secret = ephemeral.exchange(x25519.X25519PublicKey.from_public_bytes(self._key))
         key = hkdf_sha256(secret, share + self._key, X25519_LABEL)
         return [Stanza(STANZA_TYPE, (b64encode(share),), wrap_file_key(key, file_key))]
 
