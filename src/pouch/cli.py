@@ -83,7 +83,8 @@ AGE_USAGE = """Encrypt and decrypt files in the age v1 format, like the age CLI.
 INPUT defaults to standard input and OUTPUT to standard output ("-" names
 them too). Armored input is detected when decrypting. A decrypted or
 encrypted file appears only once complete: on any error, OUTPUT is not
-written. Between regular files the payload is processed on every core.
+written. From a regular file of 8 MiB or more to a regular file the payload
+is processed on every core (-j sets how many).
 
 Without -i, decryption asks for a passphrase (or reads POUCH_PASSPHRASE).
 """

@@ -23,7 +23,14 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from ..errors import FileError, PayloadError, PouchError
-from ._stream import CHUNK_SIZE, ENC_CHUNK_SIZE, TAG_SIZE, chunk_nonce, open_chunk
+from ._stream import (
+    CHUNK_SIZE,
+    ENC_CHUNK_SIZE,
+    TAG_SIZE,
+    chunk_count,
+    chunk_nonce,
+    open_chunk,
+)
 
 # Chunks per read and write: 1 MiB of plaintext per system call.
 BATCH = 16
@@ -72,7 +79,7 @@ def seal_range(
     end: int,
 ) -> None:
     """Seal chunks [first, end) of a size-byte plaintext at src_offset."""
-    n_chunks = max(1, -(-size // CHUNK_SIZE))
+    n_chunks = chunk_count(size)
     inbuf = memoryview(bytearray(BATCH * CHUNK_SIZE))
     view = memoryview(bytearray(BATCH * ENC_CHUNK_SIZE))
     for start in range(first, end, BATCH):
