@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from pouch.age import ScryptIdentity, parse_identity
+from pouch.identity import Card
 
 from .conftest import run
 from .test_testkit import run_vector
 from .testkit import load
-from .vectors.generate import HERE, vectors
+from .vectors.generate import HERE, STATEMENTS, statement_vectors, vectors
 
 GENERATED = dict(vectors())
 
@@ -47,3 +48,11 @@ def test_vector_opens_with_stock_age(age_cli: str, tmp_path: Path, name: str) ->
     r = run([age_cli, "-d", "-i", key], input=v.body)
     assert r.code == 0, r.err
     assert hashlib.sha256(r.out).hexdigest() == v.payload
+
+
+def test_statement_vectors_are_the_generator_output() -> None:
+    on_disk = {p.name: p.read_bytes() for p in STATEMENTS.iterdir()}
+    generated = dict(statement_vectors())
+    assert on_disk == generated, "regenerate with python -m tests.vectors.generate"
+    for data in on_disk.values():
+        Card.from_bytes(data.strip())

@@ -25,7 +25,9 @@ __all__ = [
     "PayloadError",
     "PouchError",
     "RefusedError",
+    "StatementError",
     "UsageError",
+    "VerificationError",
 ]
 
 
@@ -102,3 +104,14 @@ class RefusedError(PouchError):
     """pouch refuses to do something unsafe (a readable secret key file...)."""
 
     exit_code = 10
+
+
+class VerificationError(PouchError):
+    """A signature or a binding does not verify: do not trust the content."""
+
+    exit_code = 11
+
+
+class StatementError(VerificationError):
+    """A signed statement (card, credential...) is malformed or not signed
+    exactly as it requires."""

@@ -1,6 +1,6 @@
 """Generate pouch's own age vectors, from fixed keys and fixed randomness.
 
-    python -m tests.vectors.generate      # rewrites tests/vectors/age/*
+    python -m tests.vectors.generate      # rewrites tests/vectors/*/*
 
 The files use the CCTV testkit's format (key: value lines, a blank line, the
 age file), so one loader reads both. "Randomness" is SPEC.md's test stream:
@@ -15,10 +15,12 @@ from __future__ import annotations
 import hashlib
 import io
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pouch import age
 from pouch.age.armor import armor
+from pouch.identity import Identity
 
 HERE = Path(__file__).resolve().parent / "age"
 
@@ -100,11 +102,28 @@ def vectors() -> list[tuple[str, bytes]]:
     ]
 
 
+STATEMENTS = Path(__file__).resolve().parent / "statements"
+SUMMIT = datetime(2018, 5, 24, 9, 0, tzinfo=UTC)
+
+
+def vector_identity(name: str) -> Identity:
+    """A principal with fixed keys: the test stream labelled "identity NAME"."""
+    return Identity.generate(name, SUMMIT, rand=test_stream(f"identity {name}"))
+
+
+def statement_vectors() -> list[tuple[str, bytes]]:
+    return [
+        (f"card_{who}.json", vector_identity(name).card().encode() + b"\n")
+        for who, name in (("kim", "Kim Jong-un"), ("trump", "Donald J. Trump"))
+    ]
+
+
 def main() -> None:
-    HERE.mkdir(exist_ok=True)
-    for name, data in vectors():
-        (HERE / name).write_bytes(data)
-        print(f"wrote {HERE / name}")
+    for folder, generated in ((HERE, vectors()), (STATEMENTS, statement_vectors())):
+        folder.mkdir(exist_ok=True)
+        for name, data in generated:
+            (folder / name).write_bytes(data)
+            print(f"wrote {folder / name}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,195 @@
+"""The register: pouch's SQLite ledger in the home folder (DESIGN.md layer 5).
+
+This first version holds contacts (their verified cards, and how and when
+each was verified) and the per-correspondent counters sealing draws
+sequence numbers from. The schema is versioned with SQLite's user_version
+and only ever migrated forward; every write is a transaction in WAL mode
+with synchronous=FULL, so a crash leaves either the old or the new state.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import FileError, UsageError
+from ..identity import Card
+
+# Each entry migrates the schema from version i to i + 1.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE contacts (
+        fingerprint  TEXT PRIMARY KEY,
+        name         TEXT NOT NULL,
+        card         BLOB NOT NULL,
+        added        TEXT NOT NULL,
+        verified     TEXT,
+        verified_how TEXT
+    );
+    CREATE TABLE counters (
+        fingerprint TEXT PRIMARY KEY,
+        next_seq    INTEGER NOT NULL CHECK (next_seq >= 1)
+    );
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+# A fingerprint prefix must be at least this long to name a contact.
+MIN_PREFIX = 8
+
+
+@dataclass(frozen=True)
+class Contact:
+    card: Card
+    added: str
+    verified: str | None
+    verified_how: str | None
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def fingerprint(self) -> str:
+        return self.card.fingerprint
+
+
+class Register:
+    def __init__(self, path: str | Path) -> None:
+        try:
+            # Private from the start: SQLite gives its -wal and -shm files
+            # the database file's mode.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except (sqlite3.DatabaseError, OSError) as e:
+            raise FileError(f"cannot open the register {path}: {e}") from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Register:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._transaction() as db:
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise FileError(
+                    f"the register has schema version {version}; this pouch knows {SCHEMA_VERSION}",
+                    "upgrade pouch",
+                )
+            for step in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {step + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    # --- contacts ------------------------------------------------------------
+
+    def add_contact(self, card: Card, now: str, verified_how: str | None = None) -> Contact:
+        """Record card as a contact; a card already known is kept as it is
+        (its verification, if any, too) and only marked verified if asked."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO contacts (fingerprint, name, card, added) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (fingerprint) DO NOTHING",
+                (card.fingerprint, card.name, card.encode(), now),
+            )
+            if verified_how is not None:
+                db.execute(
+                    "UPDATE contacts SET verified = ?, verified_how = ?"
+                    " WHERE fingerprint = ? AND verified IS NULL",
+                    (now, verified_how, card.fingerprint),
+                )
+        return self.contact(card.fingerprint)
+
+    def mark_verified(self, fingerprint: str, now: str, how: str) -> Contact:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE contacts SET verified = ?, verified_how = ? WHERE fingerprint = ?",
+                (now, how, fingerprint),
+            )
+        return self.contact(fingerprint)
+
+    def contacts(self) -> list[Contact]:
+        rows = self._db.execute(
+            "SELECT card, added, verified, verified_how FROM contacts ORDER BY name, fingerprint"
+        ).fetchall()
+        return [_contact(row) for row in rows]
+
+    def contact(self, fingerprint: str) -> Contact:
+        row = self._db.execute(
+            "SELECT card, added, verified, verified_how FROM contacts WHERE fingerprint = ?",
+            (fingerprint,),
+        ).fetchone()
+        if row is None:
+            raise UsageError(f"no contact with fingerprint {fingerprint[:16]}")
+        return _contact(row)
+
+    def find(self, query: str) -> Contact:
+        """The one contact named query, or whose fingerprint starts with it
+        (at least 8 hex digits). Ambiguity is an error listing the candidates."""
+        everyone = self.contacts()
+        q = query.casefold()
+        found = [c for c in everyone if c.name.casefold() == q]
+        if len(query) >= MIN_PREFIX and all(ch in "0123456789abcdef" for ch in q):
+            found += [c for c in everyone if c.fingerprint.startswith(q) and c not in found]
+        if not found:
+            raise UsageError(
+                f"no contact named {query!r}",
+                "'pouch contacts list' shows them; a fingerprint prefix needs 8 digits",
+            )
+        if len(found) > 1:
+            raise UsageError(
+                f"{query!r} names {len(found)} contacts",
+                *(f"{c.fingerprint[:16]}  {c.name}" for c in found),
+                "give a longer fingerprint prefix",
+            )
+        return found[0]
+
+    # --- sequence counters (the register issue gives them their full meaning)
+
+    def next_sequence(self, fingerprint: str) -> int:
+        """Reserve, durably, the next sequence number for a correspondent."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO counters (fingerprint, next_seq) VALUES (?, 1)"
+                " ON CONFLICT (fingerprint) DO NOTHING",
+                (fingerprint,),
+            )
+            (seq,) = db.execute(
+                "SELECT next_seq FROM counters WHERE fingerprint = ?", (fingerprint,)
+            ).fetchone()
+            db.execute(
+                "UPDATE counters SET next_seq = next_seq + 1 WHERE fingerprint = ?",
+                (fingerprint,),
+            )
+        return int(seq)
+
+
+def _contact(row: tuple[bytes, str, str | None, str | None]) -> Contact:
+    return Contact(Card.from_bytes(row[0]), row[1], row[2], row[3])

@@ -1,0 +1,210 @@
+"""Identities, cards, contacts and safety numbers: library and CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pouch import _canonical, statements
+from pouch.errors import FileError, StatementError
+from pouch.home import Home
+from pouch.identity import Card, Identity, safety_number
+from pouch.register import SCHEMA_VERSION, Register
+
+from .conftest import pouch, run
+from .vectors.generate import vector_identity
+
+
+def _identity(name: str) -> Identity:
+    return vector_identity(name)
+
+
+def test_card_is_a_self_signed_statement() -> None:
+    kim = _identity("Kim Jong-un")
+    card = kim.card()
+    again = Card.from_bytes(card.encode())
+    assert again.fingerprint == kim.fingerprint and len(kim.fingerprint) == 64
+    assert again.name == "Kim Jong-un" and again.created == "2018-05-24T09:00:00Z"
+    assert str(again.pq).startswith("age1pq1") and str(again.x25519).startswith("age1")
+    doc = json.loads(card.encode())
+    assert doc["payloadType"] == "application/vnd.pouch.card+json"
+    payload = json.loads(statements.unb64(doc["payload"], "payload"))
+    assert payload["v"] == 1 and payload["signing_key"]["alg"] == "ed25519"
+    # Ed25519 is deterministic: fixed keys and time give the same card bytes
+    assert _identity("Kim Jong-un").card().encode() == card.encode()
+
+
+def test_a_card_signed_by_another_key_is_refused() -> None:
+    kim, eve = _identity("Kim Jong-un"), _identity("Eve")
+    payload = json.loads(statements.unb64(json.loads(kim.card().encode())["payload"], "p"))
+    forged = statements.sign("card", payload, [("x", eve.signing)])
+    with pytest.raises(StatementError, match="missing or invalid"):
+        Card.from_bytes(forged.encode())
+    payload["name"] = "Kim Yong-chol"
+    renamed = statements.sign("card", payload, [("x", eve.signing)])
+    with pytest.raises(StatementError):
+        Card.from_bytes(renamed.encode())
+
+
+def test_safety_numbers_are_symmetric() -> None:
+    a, b = _identity("A").signing_key, _identity("B").signing_key
+    assert safety_number(a, b) == safety_number(b, a)
+    assert safety_number(a, b) != safety_number(a)
+    assert len(safety_number(a, b)) == 12
+    assert all(len(g) == 5 and g.isdigit() for g in safety_number(a, b))
+
+
+def test_the_key_file_is_passphrase_protected_at_log_n_18(tmp_path: Path) -> None:
+    home = Home(tmp_path / "kim")
+    home.create(_identity("Kim Jong-un"), b"Pyongyang")
+    assert home.key_path.stat().st_mode & 0o777 == 0o600
+    assert home.path.stat().st_mode & 0o777 == 0o700
+    lines = home.key_path.read_bytes().split(b"\n")
+    assert lines[0] == b"age-encryption.org/v1"
+    kind, _salt, log_n = lines[1].split(b" ")[1:]
+    assert kind == b"scrypt" and int(log_n) >= 18
+    unlocked = home.unlock(lambda: b"Pyongyang")
+    assert unlocked.fingerprint == home.card().fingerprint
+    assert (home.register_path.stat().st_mode & 0o777) == 0o600
+
+
+def test_the_register_migrates_forward_and_refuses_the_future(tmp_path: Path) -> None:
+    path = tmp_path / "register.db"
+    with Register(path) as reg:
+        assert reg.schema_version == SCHEMA_VERSION
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    future = f"schema version {SCHEMA_VERSION + 1}; this pouch knows {SCHEMA_VERSION}"
+    with pytest.raises(FileError, match=future) as e:
+        Register(path)
+    assert e.value.hints == ("upgrade pouch",)
+
+
+# --- the CLI -----------------------------------------------------------------
+
+
+@pytest.fixture
+def homes(tmp_path: Path) -> dict[str, Path]:
+    out = {}
+    for who, name in (("kim", "Kim Jong-un"), ("trump", "Donald J. Trump")):
+        home = tmp_path / who
+        r = pouch("init", "--name", name, "--no-passphrase", "--home", home)
+        assert r.code == 0, r.err
+        assert "warning: the secret keys" in r.err
+        out[who] = home
+        card = tmp_path / f"{who}.card"
+        assert pouch("card", "-o", card, "--home", home).code == 0
+    return out
+
+
+def test_init_with_a_passphrase_from_env_and_file(tmp_path: Path) -> None:
+    r = pouch(
+        "init",
+        "--name",
+        "Kim Jong-un",
+        "--home",
+        tmp_path / "a",
+        env={"POUCH_PASSPHRASE": "from env"},
+    )
+    assert r.code == 0, r.err
+    assert b"fingerprint" in r.out and "warning" not in r.err
+    secret = tmp_path / "pass"
+    secret.write_text("from file\n")
+    r = pouch("init", "--name", "Kim", "--home", tmp_path / "b", "--passphrase-file", secret)
+    assert r.code == 0, r.err
+    r = pouch("key", "export", "--age", "--home", tmp_path / "b", "--passphrase-file", secret)
+    assert r.code == 0 and r.out.startswith(b"AGE-SECRET-KEY-PQ-1")
+    r = pouch("key", "export", "--age", "--home", tmp_path / "b", env={"POUCH_PASSPHRASE": "wrong"})
+    assert (r.code, r.err) == (4, "error: incorrect passphrase\n")
+    r = pouch("init", "--name", "Kim", "--home", tmp_path / "b", "--no-passphrase")
+    assert r.code == 10 and "already holds an identity" in r.err
+
+
+def test_home_from_the_environment(tmp_path: Path) -> None:
+    r = pouch("init", "--name", "Env", "--no-passphrase", env={"POUCH_HOME": str(tmp_path / "e")})
+    assert r.code == 0 and (tmp_path / "e" / "card.json").exists()
+
+
+def test_contacts_and_fingerprints(homes: dict[str, Path], tmp_path: Path) -> None:
+    kim, trump = homes["kim"], homes["trump"]
+    r = pouch("contacts", "add", tmp_path / "trump.card", "--home", kim)
+    assert r.code == 0 and b"(NOT verified)" in r.out and "contacts verify" in r.err
+    r = pouch("contacts", "add", tmp_path / "kim.card", "--verified", "--home", trump)
+    assert b"(verified)" in r.out
+    listing = json.loads(pouch("contacts", "list", "--json", "--home", trump).out)
+    assert [c["name"] for c in listing] == ["Kim Jong-un"]
+    assert listing[0]["verified_how"] == "in person, at import" and listing[0]["post_quantum"]
+
+    # the same safety number on both sides
+    a = pouch("fingerprint", "Donald J. Trump", "--home", kim, "--no-qr").out.splitlines()[1:]
+    b = pouch("fingerprint", "kim jong-un", "--home", trump, "--no-qr").out.splitlines()[1:]
+    assert a == b and len(b" ".join(a).split()) == 12
+    qr = pouch("fingerprint", "--home", kim).out.decode()
+    assert "█" in qr or "▀" in qr
+
+    # by fingerprint prefix (8 or more hex digits), and verification
+    fp = listing[0]["fingerprint"]
+    r = pouch("contacts", "verify", "Donald J. Trump", "--yes", "--home", kim)
+    assert r.code == 0 and b"is verified" in r.out
+    r = pouch("fingerprint", fp[:8], "--home", trump, "--no-qr")
+    assert r.code == 0
+    assert pouch("fingerprint", fp[:7], "--home", trump).code == 2
+
+    # refusing your own card
+    r = pouch("contacts", "add", tmp_path / "kim.card", "--home", kim)
+    assert (r.code, r.err) == (2, "error: that is your own card\n")
+
+
+def test_an_ambiguous_name_lists_the_candidates(homes: dict[str, Path], tmp_path: Path) -> None:
+    kim = homes["kim"]
+    for i in (1, 2):
+        other = tmp_path / f"impostor{i}"
+        pouch("init", "--name", "Donald J. Trump", "--no-passphrase", "--home", other)
+        pouch("card", "-o", tmp_path / f"imp{i}.card", "--home", other)
+        pouch("contacts", "add", tmp_path / f"imp{i}.card", "--home", kim)
+    r = pouch("fingerprint", "Donald J. Trump", "--home", kim)
+    assert r.code == 2
+    lines = r.err.splitlines()
+    assert lines[0] == "error: 'Donald J. Trump' names 2 contacts"
+    assert len([ln for ln in lines if ln.endswith("  Donald J. Trump")]) == 2
+
+
+def test_a_tampered_card_is_refused(homes: dict[str, Path], tmp_path: Path) -> None:
+    doc = json.loads((tmp_path / "trump.card").read_bytes())
+    payload = json.loads(statements.unb64(doc["payload"], "p"))
+    payload["name"] = "Kim Yong-chol"
+    doc["payload"] = statements.b64(_canonical.dumps(payload))
+    bad = tmp_path / "bad.card"
+    bad.write_bytes(_canonical.dumps(doc))
+    r = pouch("contacts", "add", bad, "--home", homes["kim"])
+    assert r.code == 11 and "card statement" in r.err
+
+
+def test_a_readable_key_file_is_refused(homes: dict[str, Path]) -> None:
+    key = homes["kim"] / "identity.key"
+    os.chmod(key, 0o640)
+    r = pouch("key", "export", "--age", "--home", homes["kim"])
+    assert r.code == 10 and "others can read it" in r.err
+
+
+def test_the_exported_age_key_opens_what_is_sealed_to_the_card(
+    homes: dict[str, Path], tmp_path: Path, age_cli: str
+) -> None:
+    """The escape hatch: any age implementation can open the envelope."""
+    card = Card.from_bytes((tmp_path / "kim.card").read_bytes().strip())
+    key = tmp_path / "kim-age.key"
+    key.write_bytes(pouch("key", "export", "--age", "--classic", "--home", homes["kim"]).out)
+    key.chmod(0o600)
+    sealed = pouch("age", "-r", str(card.x25519), input=b"letter").out
+    assert run([age_cli, "-d", "-i", key], input=sealed).out == b"letter"
+    pq_key = tmp_path / "kim-pq.key"
+    pq_key.write_bytes(pouch("key", "export", "--age", "--home", homes["kim"]).out)
+    pq_key.chmod(0o600)
+    sealed = pouch("age", "-r", str(card.pq), input=b"letter").out
+    assert pouch("age", "-d", "-i", pq_key, input=sealed).out == b"letter"
