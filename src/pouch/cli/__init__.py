@@ -1,0 +1,185 @@
+"""The pouch command line: a thin layer of click commands over the library.
+
+Errors are caught once, in main(): a PouchError becomes "error:" and "hint:"
+lines on stderr and its exit code (README.md lists them); anything else is a
+bug, reported in one line (with the traceback only when POUCH_DEBUG is set).
+
+Commands import the library parts they need when they run, so that a small
+job (decrypting a 1 KB file) does not pay for what it does not use.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from .. import __version__
+from ..errors import FileError, PouchError, UsageError
+
+if TYPE_CHECKING:
+    from ..home import Home
+    from ..identity import Identity
+
+PASSPHRASE_ENV = "POUCH_PASSPHRASE"
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pouch")
+def cli() -> None:
+    """pouch: sealed letters, carried by hand."""
+
+
+# --- passphrases -------------------------------------------------------------
+
+
+def read_passphrase(prompt: str, *, confirm: bool = False, file: str | None = None) -> bytes:
+    """The passphrase from file (its first line), else POUCH_PASSPHRASE if
+    set, else from the terminal.
+
+    POUCH_PASSPHRASE is meant for scripts and tests: the environment of a
+    process can be read by its owner and by root. Its bytes are taken as
+    they are; a typed passphrase is encoded as UTF-8.
+    """
+    if file is not None:
+        try:
+            with open(file, "rb") as f:
+                line = f.readline(4096).rstrip(b"\r\n")
+        except OSError as e:
+            raise FileError(f"cannot read {file}: {e.strerror}") from None
+        if not line:
+            raise UsageError(f"the passphrase file {file} is empty")
+        return line
+    value = os.environb.get(PASSPHRASE_ENV.encode())
+    if value is not None:
+        if not value:
+            raise UsageError(f"{PASSPHRASE_ENV} is set but empty")
+        return value
+    try:
+        tty = open("/dev/tty", "r+")
+    except OSError:
+        raise UsageError(
+            "a passphrase is needed and there is no terminal to ask for it",
+            f"set {PASSPHRASE_ENV} (meant for scripts and tests)",
+        ) from None
+    import getpass
+
+    try:
+        with tty:
+            typed = getpass.getpass(prompt + ": ", stream=tty)
+            if confirm and getpass.getpass("Confirm passphrase: ", stream=tty) != typed:
+                raise UsageError("the passphrases did not match")
+    except EOFError:
+        raise UsageError("no passphrase was given") from None
+    if not typed:
+        raise UsageError("the passphrase is empty")
+    return typed.encode("utf-8")
+
+
+# --- shared helpers ------------------------------------------------------------
+
+
+def _stdio(name: str | None) -> str | None:
+    return None if name in (None, "-") else name
+
+
+def _emit(text: str, out_path: str | None) -> None:
+    if out_path is None:
+        click.echo(text, nl=False)
+        return
+    from .._io import atomic_output
+
+    with atomic_output(out_path) as f:
+        f.write(text.encode())
+
+
+home_option = click.option(
+    "--home",
+    metavar="DIR",
+    envvar="POUCH_HOME",
+    help="The pouch home (default: $POUCH_HOME, else the user-data folder).",
+)
+passphrase_file_option = click.option(
+    "--passphrase-file",
+    metavar="FILE",
+    help="Read the passphrase from FILE's first line (else POUCH_PASSPHRASE, else a prompt).",
+)
+
+
+def _home(path: str | None) -> Home:
+    from ..home import Home
+
+    return Home(path)
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    from ..identity import rfc3339
+
+    return rfc3339(datetime.now(UTC))
+
+
+def _unlock(home: Home, passphrase_file: str | None) -> Identity:
+    return home.unlock(
+        lambda: read_passphrase(f"Passphrase for {home.key_path}", file=passphrase_file)
+    )
+
+
+# --- entry point ----------------------------------------------------------------
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised so that cleanup (temporary files) runs on the way out."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run the CLI; errors become messages and exit codes, never tracebacks."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        rc = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="pouch",
+            standalone_mode=False,
+        )
+    except PouchError as e:
+        click.echo(e.diagnostics(), err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("error: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except _Terminated:
+        click.echo("error: terminated", err=True)
+        sys.exit(EXIT_TERMINATED)
+    except BrokenPipeError:
+        # The reader went away (| head): not an error worth a message.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except Exception as e:
+        if os.environ.get("POUCH_DEBUG"):
+            raise
+        click.echo(f"error: internal error: {type(e).__name__}: {e}", err=True)
+        click.echo("hint: this is a bug in pouch; run with POUCH_DEBUG=1 for details", err=True)
+        sys.exit(1)
+    # --help and --version end with click's own exit code; commands with 0.
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+# The commands register themselves on cli when their modules are imported.
+from . import _age, _identity  # noqa: E402, F401
