@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from .errors import FileError, PouchError
+from .errors import FileError, PouchError, RefusedError
 
 
 def read_full(src: BinaryIO, n: int) -> bytes:
@@ -118,8 +118,65 @@ def _link_unnamed(fd: int, name: Path) -> None:
         os.close(dir_fd)
 
 
+class StagedFile:
+    """A file written unnamed in a directory, published under a name only
+    once complete (see atomic_output). Several can be staged and published
+    together: the attachments of one letter."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        fd, self._tmp_name = _open_unnamed(directory)
+        self.file: BinaryIO = os.fdopen(fd, "w+b")
+        self.published = False
+
+    def publish(self, path: Path, mode: int, replace: bool = True) -> None:
+        """Name the file path (raises FileExistsError if it exists and
+        replace is false)."""
+        fd = self.file.fileno()
+        self.file.flush()
+        os.fchmod(fd, mode)
+        if self._tmp_name is None:
+            # A new path gets its name in one step; an existing one is
+            # replaced through a named temporary (link cannot overwrite).
+            try:
+                _link_unnamed(fd, path)
+                self.published = True
+                return
+            except FileExistsError:
+                if not replace:
+                    raise
+            self._tmp_name = self.directory / f".pouch-{secrets.token_hex(6)}.tmp"
+            _link_unnamed(fd, self._tmp_name)
+        if replace:
+            os.replace(self._tmp_name, path)
+        else:
+            os.link(self._tmp_name, path)
+            os.unlink(self._tmp_name)
+        self._tmp_name = None
+        self.published = True
+
+    def close(self) -> None:
+        """Close; an unpublished file is gone."""
+        self.file.close()
+        if self._tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp_name)
+            self._tmp_name = None
+
+
+def new_file_mode(path: Path) -> int:
+    """The mode a file written at path gets: the existing file's, or 0o666
+    less the umask, as for any file a program creates."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], mode: int | None = None) -> Iterator[BinaryIO]:
+def atomic_output(
+    path: str | os.PathLike[str], mode: int | None = None, replace: bool = True
+) -> Iterator[BinaryIO]:
     """Yield a file that becomes path only if the block completes.
 
     The data is written to an unnamed file (O_TMPFILE) in path's directory,
@@ -130,42 +187,24 @@ def atomic_output(path: str | os.PathLike[str], mode: int | None = None) -> Iter
     replacing an existing file (for the instant between link and rename),
     and file systems without O_TMPFILE (FAT on a USB stick, NFS).
 
-    mode defaults to the existing file's, or to 0o666 less the umask for a
-    new one, as for any file a program creates. A symlink at path is
-    followed: its target is replaced, as a program writing through it would.
+    mode defaults to new_file_mode(path). A symlink at path is followed: its
+    target is replaced, as a program writing through it would. With replace
+    false, an existing path is refused (RefusedError) and left alone.
     """
     path = Path(os.path.realpath(path))
-    directory = path.parent
     if mode is None:
-        try:
-            mode = stat.S_IMODE(os.stat(path).st_mode)
-        except OSError:
-            mode = 0o666 & ~_umask()
+        mode = new_file_mode(path)
     try:
-        fd, tmp_name = _open_unnamed(directory)
+        staged = StagedFile(path.parent)
     except OSError as e:
         raise FileError(f"cannot write {path}: {e.strerror}") from None
-    f = os.fdopen(fd, "w+b")
     try:
-        yield f
+        yield staged.file
         try:
-            f.flush()
-            os.fchmod(fd, mode)
-            if tmp_name is None:
-                # A new path gets its name in one step; an existing one is
-                # replaced through a named temporary (link cannot overwrite).
-                try:
-                    _link_unnamed(fd, path)
-                    return
-                except FileExistsError:
-                    tmp_name = directory / f".pouch-{secrets.token_hex(6)}.tmp"
-                    _link_unnamed(fd, tmp_name)
-            os.replace(tmp_name, path)
-            tmp_name = None
+            staged.publish(path, mode, replace)
+        except FileExistsError:
+            raise RefusedError(f"{path} already exists", "pouch does not overwrite it") from None
         except OSError as e:
             raise FileError(f"cannot write {path}: {e.strerror}") from None
     finally:
-        f.close()
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
+        staged.close()

@@ -17,8 +17,8 @@ from typing import BinaryIO
 from .._io import PieceReader, read_full
 from ..errors import ArmorError
 
+AGE_LABEL = "AGE ENCRYPTED FILE"
 HEADER = b"-----BEGIN AGE ENCRYPTED FILE-----"
-FOOTER = b"-----END AGE ENCRYPTED FILE-----"
 COLUMNS_PER_LINE = 64
 BYTES_PER_LINE = COLUMNS_PER_LINE // 4 * 3
 # Whitespace accepted around the block, as the age reference does.
@@ -41,14 +41,23 @@ def is_armored(prefix: bytes) -> bool:
 PEEK_SIZE = MAX_WHITESPACE + len(HEADER)
 
 
-class ArmoredWriter:
-    """Writes data as armor to dst; close() writes the footer (dst stays open)."""
+def _lines(label: str) -> tuple[bytes, bytes]:
+    return f"-----BEGIN {label}-----".encode(), f"-----END {label}-----".encode()
 
-    def __init__(self, dst: BinaryIO) -> None:
+
+class ArmoredWriter:
+    """Writes data as armor to dst; close() writes the footer (dst stays open).
+
+    The label is age's by default; the same strict armor serves pouch's
+    containers with their own label (SPEC.md 4.3).
+    """
+
+    def __init__(self, dst: BinaryIO, label: str = AGE_LABEL) -> None:
         self._dst = dst
         self._pending = bytearray()
         self._closed = False
-        dst.write(HEADER + b"\n")
+        self._header, self._footer = _lines(label)
+        dst.write(self._header + b"\n")
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._closed:
@@ -66,7 +75,7 @@ class ArmoredWriter:
         self._closed = True
         if self._pending:
             self._dst.write(_encode_lines(self._pending))
-        self._dst.write(FOOTER + b"\n")
+        self._dst.write(self._footer + b"\n")
 
     def __enter__(self) -> ArmoredWriter:
         return self
@@ -83,10 +92,10 @@ def _encode_lines(data: bytes | bytearray) -> bytes:
     )
 
 
-def armor(data: bytes) -> bytes:
+def armor(data: bytes, label: str = AGE_LABEL) -> bytes:
     """The armored form of data, in one piece."""
     out = io.BytesIO()
-    with ArmoredWriter(out) as w:
+    with ArmoredWriter(out, label) as w:
         w.write(data)
     return out.getvalue()
 
@@ -94,10 +103,11 @@ def armor(data: bytes) -> bytes:
 class ArmoredReader(PieceReader):
     """Decodes armor read from src, line by line, in constant memory."""
 
-    def __init__(self, src: BinaryIO) -> None:
+    def __init__(self, src: BinaryIO, label: str = AGE_LABEL) -> None:
         super().__init__()
         self._src = src
         self._started = False
+        self._header, self._footer = _lines(label)
 
     def _line(self) -> bytes:
         line = self._src.readline(MAX_WHITESPACE + 2)
@@ -118,11 +128,11 @@ class ArmoredReader(PieceReader):
                 if skipped > MAX_WHITESPACE:
                     raise ArmorError("invalid armor: too much leading whitespace")
                 continue
-            if line != HEADER:
+            if line != self._header:
                 raise ArmorError(f"invalid armor: unexpected first line {line[:80]!r}")
             self._started = True
         line = self._line()
-        if line == FOOTER:
+        if line == self._footer:
             self._end()
             return b""
         if not line:
@@ -140,7 +150,7 @@ class ArmoredReader(PieceReader):
         if len(data) < BYTES_PER_LINE:
             # Only the last line may be short; the END line must follow.
             closing = self._line()
-            if closing != FOOTER:
+            if closing != self._footer:
                 raise ArmorError(f"invalid armor: expected the END line, got {closing[:80]!r}")
             self._end()
         return data
