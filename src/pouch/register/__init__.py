@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,12 @@ MIGRATIONS: list[str] = [
     CREATE TABLE counters (
         fingerprint TEXT PRIMARY KEY,
         next_seq    INTEGER NOT NULL CHECK (next_seq >= 1)
+    );
+    """,
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
     );
     """,
 ]
@@ -172,6 +178,16 @@ class Register:
         return found[0]
 
     # --- sequence counters (the register issue gives them their full meaning)
+
+    def stream_id(self, new: Callable[[], str]) -> str:
+        """This home's stream id, made with new() the first time."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('stream', ?) ON CONFLICT DO NOTHING",
+                (new(),),
+            )
+            (value,) = db.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()
+        return str(value)
 
     def next_sequence(self, fingerprint: str) -> int:
         """Reserve, durably, the next sequence number for a correspondent."""

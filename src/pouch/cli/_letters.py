@@ -1,0 +1,418 @@
+"""pouch seal, pouch open, pouch inspect: sealed letters."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import click
+
+from .._io import StagedFile, atomic_output, new_file_mode
+from ..errors import FileError, RefusedError, UsageError
+from . import _home, _stdio, _unlock, cli, home_option, passphrase_file_option
+
+if TYPE_CHECKING:
+    from ..letters import Opened
+    from ..register import Contact
+
+# Without -o DIR and without --stream, the body is held in memory until the
+# whole letter verified; past this size, the user must choose one of them.
+MAX_HELD_BODY = 16 << 20
+
+
+@cli.command("seal")
+@click.option(
+    "-t",
+    "--to",
+    "to",
+    multiple=True,
+    required=True,
+    metavar="NAME",
+    help="A recipient: a contact's name or fingerprint prefix (repeatable).",
+)
+@click.option("--subject", default="", help="The subject line (signed, and secret).")
+@click.option("--reply-to", metavar="LETTER_ID", help="The letter this one answers.")
+@click.option(
+    "-A", "--attach", "attachments", multiple=True, metavar="FILE", help="Attach FILE (repeatable)."
+)
+@click.option("-o", "--output", metavar="OUT", help="Where to write the .pouch ('-': stdout).")
+@click.option("--armor", is_flag=True, help="Write the container as text (PEM).")
+@click.option("--pad", is_flag=True, help="Hide the size and the number of recipients.")
+@click.option("--pq", "kem", flag_value="pq", help="Refuse anything but post-quantum.")
+@click.option("--classic", "kem", flag_value="classic", help="X25519 only, for old age readers.")
+@click.option("--allow-unverified", is_flag=True, help="Seal to contacts never verified.")
+@passphrase_file_option
+@home_option
+@click.argument("body", required=False, metavar="[BODY_FILE | -]")
+def seal_command(
+    to: tuple[str, ...],
+    subject: str,
+    reply_to: str | None,
+    attachments: tuple[str, ...],
+    output: str | None,
+    armor: bool,
+    pad: bool,
+    kem: str | None,
+    allow_unverified: bool,
+    passphrase_file: str | None,
+    home: str | None,
+    body: str | None,
+) -> None:  # fmt: skip
+    """Seal a letter to one or more contacts.
+
+    The body comes from BODY_FILE or standard input. The result is a .pouch
+    container: an age envelope (post-quantum whenever every recipient has a
+    post-quantum key) around a letter signed segment by segment.
+    """
+    from datetime import UTC, datetime
+
+    from .. import letters
+    from ..identity import rfc3339
+
+    h = _home(home)
+    h.card()
+    if reply_to is not None and not _is_letter_id(reply_to):
+        raise UsageError("--reply-to takes a full letter id (64 hex digits)")
+    with h.register() as reg:
+        contacts = [reg.find(name) for name in to]
+        _check_verified(contacts, allow_unverified)
+        identity = _unlock(h, passphrase_file)
+        stream = reg.stream_id(letters.new_stream_id)
+        # Reserved, durably, before anything is written.
+        seq = {c.fingerprint: reg.next_sequence(c.fingerprint) for c in contacts}
+    now = datetime.now(UTC)
+    sources = [_open(a) for a in attachments]
+    names = [Path(a).name for a in attachments]
+    body_src = sys.stdin.buffer if body in (None, "-") else _open(body)
+    scratch = tempfile.TemporaryFile()  # ciphertext only: the container in the making
+    try:
+        sealed = letters.seal(
+            identity,
+            [c.card for c in contacts],
+            body_src,
+            scratch,
+            attachments=list(zip(names, sources, strict=True)),
+            subject=subject,
+            in_reply_to=reply_to,
+            kem=kem,
+            pad=pad,
+            stream=stream,
+            seq=seq,
+            now=now,
+        )
+        out = _stdio(output) if output is not None else _default_name(now, armor)
+        _write_container(scratch, out, armor)
+    finally:
+        scratch.close()
+        for src in sources:
+            src.close()
+    where = "standard output" if out is None else out
+    kind = "post-quantum" if sealed.kem == letters.PQ else "classic (X25519)"
+    click.echo(f"Sealed to {', '.join(c.name for c in contacts)}  ({rfc3339(now)})", err=True)
+    click.echo(f"  letter    {sealed.letter_id}", err=True)
+    click.echo(f"  envelope  {sealed.envelope_id[:12]}  {sealed.envelope_id}", err=True)
+    click.echo(f"  sealed    {kind}, {sealed.size:,} bytes -> {where}", err=True)
+    if sealed.kem != letters.PQ and kem != "classic":
+        missing = ", ".join(c.name for c in contacts if c.card.pq is None)
+        click.echo(f"warning: sealed classic: {missing} has no post-quantum key", err=True)
+
+
+def _is_letter_id(s: str) -> bool:
+    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)
+
+
+def _check_verified(contacts: list[Contact], allow_unverified: bool) -> None:
+    unverified = [c for c in contacts if not c.verified]
+    if unverified and not allow_unverified:
+        raise RefusedError(
+            f"{', '.join(c.name for c in unverified)}: never verified",
+            "compare safety numbers ('pouch fingerprint NAME'), then 'pouch contacts verify NAME'",
+            "or seal anyway with --allow-unverified",
+        )
+
+
+def _open(path: str) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise FileError(f"cannot read {path}: {e.strerror}") from None
+
+
+def _default_name(now: Any, armor: bool) -> str:
+    return f"letter-{now.strftime('%Y%m%dT%H%M%SZ')}.pouch" + (".txt" if armor else "")
+
+
+def _write_container(scratch: BinaryIO, out: str | None, armor: bool) -> None:
+    from ..age.armor import ArmoredWriter
+    from ..container import ARMOR_LABEL
+
+    def copy(dst: BinaryIO) -> None:
+        scratch.seek(0)
+        if armor:
+            with ArmoredWriter(dst, ARMOR_LABEL) as a:
+                while chunk := scratch.read(1 << 20):
+                    a.write(chunk)
+        else:
+            shutil.copyfileobj(scratch, dst, 1 << 20)
+        dst.flush()
+
+    if out is None:
+        if not armor and sys.stdout.isatty():
+            raise RefusedError(
+                "refusing to write a binary container to the terminal",
+                "use --armor, or -o FILE",
+            )
+        copy(sys.stdout.buffer)
+    else:
+        with atomic_output(out, replace=False) as f:
+            copy(f)
+
+
+@dataclass
+class _Outputs:
+    """Where the parts of an opened letter go."""
+
+    directory: Path | None
+    stream_body: bool
+    held: io.BytesIO | None = None
+    staged: dict[int, StagedFile] = field(default_factory=dict)
+
+    def sink(self, part: int) -> BinaryIO | None:
+        if self.directory is not None:
+            try:
+                staged = StagedFile(self.directory)
+            except OSError as e:
+                raise FileError(f"cannot write in {self.directory}: {e.strerror}") from None
+            self.staged[part] = staged
+            return staged.file
+        if part != 0:
+            return None  # verified, not kept: attachments need -o DIR
+        if self.stream_body:
+            return sys.stdout.buffer
+        self.held = _Bounded()
+        return self.held
+
+    def close(self) -> None:
+        for staged in self.staged.values():
+            staged.close()
+
+
+class _Bounded(io.BytesIO):
+    def write(self, data: Any) -> int:
+        if self.tell() + len(data) > MAX_HELD_BODY:
+            raise UsageError(
+                "the body is too large to hold until it is verified",
+                "write it to a folder with -o DIR, or release it as it verifies with --stream",
+            )
+        return super().write(data)
+
+
+@cli.command("open")
+@click.argument("file")
+@click.option(
+    "-o", "--output", "directory", metavar="DIR", help="Save the body and attachments in DIR."
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="Release the body on stdout as its segments verify, before the end.",
+)
+@click.option("--force", is_flag=True, help="Overwrite files that exist in DIR.")
+@passphrase_file_option
+@home_option
+def open_command(
+    file: str,
+    directory: str | None,
+    as_json: bool,
+    stream: bool,
+    force: bool,
+    passphrase_file: str | None,
+    home: str | None,
+) -> None:  # fmt: skip
+    """Open a sealed letter: decrypt it, verify every signature, show it.
+
+    FILE is a .pouch container, its armored form, or a bare age file.
+    Nothing is released before the final segment verified (unless --stream
+    is given): files go into DIR under temporary names and are named at the
+    end; without DIR the body is shown on stdout.
+    """
+    from .. import letters
+
+    if stream and (directory or as_json):
+        raise UsageError("--stream writes the body to stdout: it can't be used with -o or --json")
+    h = _home(home)
+    identity = _unlock(h, passphrase_file)
+    target = Path(directory) if directory else None
+    if target is not None and not target.is_dir():
+        raise FileError(f"{directory} is not a folder")
+    outputs = _Outputs(target, stream)
+    try:
+        opened = letters.open_letter(identity, file, outputs.sink)
+        saved = _publish(opened, outputs, force)
+    finally:
+        outputs.close()
+    with h.register() as reg:
+        sender = next(
+            (c for c in reg.contacts() if c.fingerprint == opened.sender_fingerprint), None
+        )
+        names = {c.card.signing_key: c.name for c in reg.contacts()}
+    names[identity.signing_key] = f"{identity.name} (you)"
+    summary = _summary(opened, sender, names, saved)
+    if as_json:
+        if outputs.held is not None:
+            body = outputs.held.getvalue()
+            try:
+                summary["body"] = body.decode("utf-8")
+            except UnicodeDecodeError:
+                summary["body_base64"] = base64.b64encode(body).decode()
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        _print_summary(summary, sender)
+        if outputs.held is not None:
+            sys.stdout.buffer.write(outputs.held.getvalue())
+            sys.stdout.buffer.flush()
+
+
+def _publish(opened: Opened, outputs: _Outputs, force: bool) -> dict[int, str]:
+    """Name the staged parts, all or none; returns part -> path."""
+    from ..letters import sanitize_name
+
+    if outputs.directory is None:
+        return {}
+    names: dict[int, Path] = {}
+    taken: set[str] = set()
+    for i, part in enumerate(opened.manifest.parts):
+        if i not in outputs.staged:
+            outputs.staged[i] = StagedFile(outputs.directory)  # an empty part
+        base = (
+            f"letter-{opened.letter_id[:12]}.txt" if i == 0 else sanitize_name(part.name or "", i)
+        )
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            stem, dot, ext = base.partition(".")
+            name = f"{stem}-{n}{dot}{ext}"
+        taken.add(name)
+        names[i] = outputs.directory / name
+    existing = [str(p) for p in names.values() if p.exists()]
+    if existing and not force:
+        raise RefusedError(
+            f"{', '.join(existing)} already exist(s): nothing was written",
+            "choose another folder, or overwrite with --force",
+        )
+    for i, path in names.items():
+        try:
+            outputs.staged[i].publish(path, new_file_mode(path), replace=force)
+        except OSError as e:
+            raise FileError(f"cannot write {path}: {e.strerror}") from None
+    return {i: str(p) for i, p in names.items()}
+
+
+def _summary(
+    opened: Opened, sender: Contact | None, names: dict[bytes, str], saved: dict[int, str]
+) -> dict[str, Any]:
+    from ..identity import fingerprint
+
+    h = opened.header
+    return {
+        "from": {
+            "name": sender.name if sender else None,
+            "fingerprint": opened.sender_fingerprint,
+            "contact": sender is not None,
+            "verified": bool(sender and sender.verified),
+        },
+        "to": [{"name": names.get(k), "fingerprint": fingerprint(k)} for k in h.recipients],
+        "date": h.date,
+        "subject": h.subject,
+        "in_reply_to": h.in_reply_to,
+        "letter_id": opened.letter_id,
+        "envelope_id": opened.envelope_id,
+        "encryption": "post-quantum" if opened.post_quantum else "classic",
+        "body": None,
+        "attachments": [
+            {"name": p.name, "size": p.size, "hash": p.hash, "saved": saved.get(i)}
+            for i, p in enumerate(opened.manifest.parts)
+            if i > 0
+        ],
+        "body_saved": saved.get(0),
+        "padding": opened.manifest.padding,
+        "decoys": h.decoys,
+        "trailer_torn": opened.torn_trailer,
+    }
+
+
+def _print_summary(s: dict[str, Any], sender: Contact | None) -> None:
+    def err(line: str) -> None:
+        click.echo(line, err=True)
+
+    fp = s["from"]["fingerprint"]
+    if sender is None:
+        err("WARNING: the sender is not one of your contacts. Anyone can make a key;")
+        err(f"WARNING: only a card you checked in person tells you who {fp[:16]} is.")
+        who = f"unknown sender  {fp}"
+    else:
+        state = "verified" if sender.verified else "NOT verified"
+        who = f"{sender.name}  {fp[:16]}  ({state})"
+        if not sender.verified:
+            err(f"warning: {sender.name} was never verified: compare safety numbers")
+    err(f"From:        {who}")
+    err("To:          " + ", ".join(t["name"] or t["fingerprint"][:16] for t in s["to"]))
+    err(f"Date:        {s['date']}")
+    err(f"Subject:     {s['subject']}")
+    if s["in_reply_to"]:
+        err(f"In reply to: {s['in_reply_to']}")
+    err(f"Letter:      {s['letter_id']}")
+    err(f"Envelope:    {s['envelope_id'][:12]}  {s['envelope_id']}")
+    err(f"Sealed:      {s['encryption']}; every segment signature verified")
+    if s["body_saved"]:
+        err(f"Body:        {s['body_saved']}")
+    for a in s["attachments"]:
+        where = a["saved"] or "not saved (use -o DIR)"
+        err(f"Attachment:  {a['name']}  {a['size']:,} bytes  -> {where}")
+    if s["trailer_torn"]:
+        err("note: the container's last trailer record was torn (an interrupted append)")
+
+
+@cli.command("inspect")
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--extract-age", metavar="OUT", help="Write the bare age ciphertext to OUT.")
+def inspect_command(file: str, as_json: bool, extract_age: str | None) -> None:
+    """Show what a carrier sees of FILE, without any key. Never decrypts."""
+    from .. import container, letters
+
+    info = letters.inspect(file)
+    if extract_age is not None:
+        c = container.load(file)
+        with atomic_output(extract_age, replace=False) as f:
+            shutil.copyfileobj(c.age_stream(), f, 1 << 20)
+    types = sorted(set(info.stanza_types))
+    out: dict[str, Any] = {
+        "envelope_id": info.envelope_id,
+        "size": info.size,
+        "format": "age (bare)" if info.bare else f"pouch container v{info.version}",
+        "stanzas": info.stanzas,
+        "stanza_types": types,
+        "records": [{"type": r.type, "size": len(r.body)} for r in info.records],
+        "trailer_torn": info.torn_trailer,
+    }
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    click.echo(f"Envelope:  {info.envelope_id[:12]}  {info.envelope_id}")
+    click.echo(f"Format:    {out['format']}, {info.size:,} bytes")
+    click.echo(f"Stanzas:   {info.stanzas} ({', '.join(types)})")
+    click.echo(
+        f"Trailer:   {len(info.records)} record(s)"
+        + (", last one torn" if info.torn_trailer else "")
+    )
+    if extract_age is not None:
+        click.echo(f"Extracted: {extract_age}")

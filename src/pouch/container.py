@@ -1,0 +1,225 @@
+"""The .pouch container: what a courier carries (SPEC.md section 4).
+
+    container = header(16) || age ciphertext || trailer
+    header    = magic(8) || version(1) || flags(1) = 0 || reserved(2) = 0
+                || uint64 length of the age ciphertext
+    trailer   = record*
+    record    = uint32 body length || uint16 type || body
+                || uint32 CRC-32 of (length || type || body)
+
+The ciphertext is never rewritten: statements (custody, issue 4) are
+appended as records, under a file lock and with fsync. A torn last record
+(a crash during an append) is detected and ignored; a damaged record with
+records after it is an error. The envelope id is BLAKE3 of the age
+ciphertext, so `b3sum` of the extracted age file gives it too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import struct
+import tempfile
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, cast
+
+import blake3
+
+from ._io import read_full
+from .age import armor as _armor
+from .errors import FileError, PouchError
+
+MAGIC = b"\x89POUCH\r\n"  # \x89 and CRLF catch 7-bit and text-mode mangling
+VERSION = 1
+HEADER = struct.Struct(">8sBBHQ")
+RECORD_HEAD = struct.Struct(">IH")
+CRC = struct.Struct(">I")
+ARMOR_LABEL = "POUCH CONTAINER"
+# A record holds a statement or two; larger is damage or an attack.
+MAX_RECORD = 1 << 20
+AGE_INTRO = b"age-encryption.org/"
+
+
+class ContainerError(PouchError):
+    """Not a pouch container, or a damaged one."""
+
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class Record:
+    type: int
+    body: bytes
+
+
+def envelope_id(ciphertext_hash: blake3.blake3) -> str:
+    return ciphertext_hash.hexdigest()
+
+
+def short_id(envelope: str) -> str:
+    """The short form, like a git hash."""
+    return envelope[:12]
+
+
+def header(age_length: int) -> bytes:
+    return HEADER.pack(MAGIC, VERSION, 0, 0, age_length)
+
+
+def encode_record(record: Record) -> bytes:
+    head = RECORD_HEAD.pack(len(record.body), record.type)
+    return head + record.body + CRC.pack(zlib.crc32(head + record.body))
+
+
+@dataclass
+class Container:
+    """A parsed container: where its ciphertext lies, and its records."""
+
+    src: BinaryIO
+    age_offset: int
+    age_length: int
+    records: list[Record]
+    torn: bool  # a torn last record was found and ignored
+    bare: bool  # a bare age file, no container around it
+
+    def age_stream(self) -> BinaryIO:
+        """The age ciphertext alone, as a buffered stream."""
+        self.src.seek(self.age_offset)
+        return cast(BinaryIO, io.BufferedReader(_Window(self.src, self.age_length)))
+
+    def envelope_id(self) -> str:
+        h = blake3.blake3()
+        stream = self.age_stream()
+        while chunk := stream.read(1 << 20):
+            h.update(chunk)
+        return h.hexdigest()
+
+
+class _Window(io.RawIOBase):
+    """length bytes of src from where it stands."""
+
+    def __init__(self, src: BinaryIO, length: int) -> None:
+        super().__init__()
+        self._src, self._left = src, length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        n = min(len(b), self._left)
+        data = self._src.read(n) if n else b""
+        b[: len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+
+def parse(src: BinaryIO) -> Container:
+    """Parse a container from a seekable binary file.
+
+    A bare age file (binary) is a container without a trailer. Armored input
+    is decoded by load(), not here.
+    """
+    head = read_full(src, HEADER.size)
+    if head.startswith(AGE_INTRO):
+        size = src.seek(0, os.SEEK_END)
+        return Container(src, 0, size, [], False, True)
+    if len(head) < HEADER.size or not head.startswith(MAGIC):
+        raise ContainerError("not a pouch container or age file", "is this the right file?")
+    _, version, flags, reserved, age_length = HEADER.unpack(head)
+    if version != VERSION:
+        raise ContainerError(
+            f"container format version {version} is not supported (this pouch reads {VERSION})",
+            "a newer pouch may read it",
+        )
+    if flags or reserved:
+        raise ContainerError("malformed container: reserved header bits are set")
+    size = src.seek(0, os.SEEK_END)
+    if HEADER.size + age_length > size:
+        raise ContainerError("container truncated: the ciphertext is cut short")
+    records, torn = _read_records(src, HEADER.size + age_length, size)
+    return Container(src, HEADER.size, age_length, records, torn, False)
+
+
+def _read_records(src: BinaryIO, pos: int, size: int) -> tuple[list[Record], bool]:
+    src.seek(pos)
+    records: list[Record] = []
+    while pos < size:
+        head = read_full(src, RECORD_HEAD.size)
+        if len(head) < RECORD_HEAD.size:
+            return records, True  # torn in the length prefix
+        length, rtype = RECORD_HEAD.unpack(head)
+        end = pos + RECORD_HEAD.size + length + CRC.size
+        if length > MAX_RECORD:
+            if end >= size:
+                return records, True
+            raise ContainerError("malformed container: a trailer record is too large")
+        body = read_full(src, length)
+        crc = read_full(src, CRC.size)
+        if end > size:
+            return records, True  # torn: the record runs past the end
+        if CRC.unpack(crc)[0] != zlib.crc32(head + body):
+            if end == size:
+                return records, True  # torn: the last record is incomplete
+            raise ContainerError(
+                f"damaged container: trailer record {len(records) + 1} fails its checksum"
+            )
+        records.append(Record(rtype, body))
+        pos = end
+    return records, False
+
+
+def load(path: str | os.PathLike[str]) -> Container:
+    """Open a container file: binary, armored, or a bare age file.
+
+    Armor is decoded into an unnamed temporary file (ciphertext only, never
+    plaintext), so that a large armored file costs no memory.
+    """
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise FileError(f"cannot read {path}: {e.strerror}") from None
+    prefix = f.read(_armor.PEEK_SIZE)
+    f.seek(0)
+    if not _armor.is_armored(prefix):
+        return parse(f)
+    ours = b"-----BEGIN " + ARMOR_LABEL.encode() + b"-----"
+    label = ARMOR_LABEL if ours in prefix else _armor.AGE_LABEL
+    decoded = tempfile.TemporaryFile()
+    with f:
+        reader = io.BufferedReader(_armor.ArmoredReader(f, label))
+        while chunk := reader.read(1 << 20):
+            decoded.write(chunk)
+    decoded.seek(0)
+    return parse(decoded)
+
+
+def append_record(path: str | os.PathLike[str], record: Record) -> None:
+    """Append a record to the container at path, durably, under a lock.
+
+    A torn last record left by an earlier crash is cut off first, so the
+    new record follows the last good one.
+    """
+    data = encode_record(record)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError as e:
+        raise FileError(f"cannot open {path}: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            c = parse(f)
+            if c.bare:
+                raise ContainerError(f"{path} is a bare age file: it has no trailer")
+            end = (
+                c.age_offset
+                + c.age_length
+                + sum(RECORD_HEAD.size + len(r.body) + CRC.size for r in c.records)
+            )
+        os.ftruncate(fd, end)
+        os.pwrite(fd, data, end)
+        os.fsync(fd)
+    except OSError as e:
+        raise FileError(f"cannot append to {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)

@@ -1,0 +1,436 @@
+"""The signed letter: the plaintext inside the age envelope (SPEC.md section 2).
+
+    letter   = "pouch-letter/v1\\n" || uint32 n || header (n bytes, canonical JSON)
+               || segment* || final segment
+    segment  = type (1) || part (uint32) || length (uint32) || data || signature (64)
+
+Every segment is signed by the sender, the way saltpack's signcryption signs
+its chunks: the signature covers a domain string, the header's hash, the
+segment's index, whether it is the final one, and the segment's BLAKE3. The
+header names the sender, every recipient, and the BLAKE3 of the age header
+and payload nonce, so a letter cannot be moved into another envelope, nor
+forwarded so that it looks addressed to someone else. The final segment
+carries the manifest; nothing may follow it.
+
+Nothing here decrypts or writes files: the writer emits bytes to a callable
+and the reader yields verified data, so that the caller decides where the
+plaintext goes, and when (only after the final segment verified).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import blake3
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from . import _canonical
+from ._io import read_full
+from .errors import VerificationError
+from .statements import b64, unb64
+
+VERSION = 1
+PREAMBLE = b"pouch-letter/v1\n"
+SEGMENT_SIZE = 1 << 20
+MAX_HEADER = 64 << 10
+MAX_MANIFEST = 1 << 20
+SIGNATURE_SIZE = 64
+SEGMENT_HEAD = struct.Struct(">BII")
+LENGTH = struct.Struct(">I")
+INDEX = struct.Struct(">QB")
+
+DATA, PADDING, FINAL = 1, 2, 3
+
+HEADER_LABEL = b"pouch/letter/header/v1\x00"
+SEGMENT_LABEL = b"pouch/letter/segment/v1\x00"
+SIGNATURE_LABEL = b"pouch/letter/signature/v1\x00"
+ID_LABEL = b"pouch/letter/id/v1\x00"
+CONTENT_LABEL = b"pouch/letter/content/v1\x00"
+PART_LABEL = b"pouch/letter/part/v1\x00"
+ENVELOPE_LABEL = b"pouch/letter/envelope/v1\x00"
+
+KEMS = ("mlkem768x25519", "x25519")
+MAX_RECIPIENTS = 1000
+MAX_PARTS = 10000
+MAX_SUBJECT = 1000
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+class LetterError(VerificationError):
+    """The letter inside the envelope is malformed or its signatures fail."""
+
+
+def envelope_binding(age_header: bytes, nonce: bytes) -> bytes:
+    """What the letter header signs about its envelope: the age header
+    (its stanzas and MAC) and the payload nonce, which fix the ciphertext."""
+    return blake3.blake3(ENVELOPE_LABEL + age_header + nonce).digest()
+
+
+@dataclass(frozen=True)
+class LetterHeader:
+    sender: bytes
+    recipients: tuple[bytes, ...]
+    date: str
+    subject: str
+    in_reply_to: str | None
+    stream: str
+    seq: dict[str, int]
+    kem: str
+    padding: bool
+    decoys: int
+    envelope: bytes
+
+    def encode(self) -> bytes:
+        return _canonical.dumps(
+            {
+                "v": VERSION,
+                "alg": {"sig": "ed25519", "hash": "blake3", "age": self.kem},
+                "from": b64(self.sender),
+                "to": [b64(r) for r in self.recipients],
+                "date": self.date,
+                "subject": self.subject,
+                "in_reply_to": self.in_reply_to,
+                "stream": self.stream,
+                "seq": self.seq,
+                "padding": "padme" if self.padding else "none",
+                "decoys": self.decoys,
+                "envelope": self.envelope.hex(),
+            }
+        )
+
+    @classmethod
+    def decode(cls, data: bytes) -> LetterHeader:
+        try:
+            h = _canonical.loads(data)
+        except _canonical.CanonicalError as e:
+            raise LetterError(f"malformed letter header: {e.message}") from None
+        fields = {"v", "alg", "from", "to", "date", "subject", "in_reply_to", "stream", "seq",
+                  "padding", "decoys", "envelope"}  # fmt: skip
+        if not isinstance(h, dict) or set(h) != fields:
+            raise LetterError("malformed letter header: unexpected fields")
+        if h["v"] != VERSION:
+            raise LetterError(f"letter format v{h['v']} is not supported (this pouch reads v1)")
+        alg = h["alg"]
+        if (
+            not isinstance(alg, dict)
+            or set(alg) != {"sig", "hash", "age"}
+            or (alg["sig"], alg["hash"]) != ("ed25519", "blake3")
+            or alg["age"] not in KEMS
+        ):
+            raise LetterError("letter uses algorithms this pouch does not know")
+        to = h["to"]
+        if not isinstance(to, list) or not 1 <= len(to) <= MAX_RECIPIENTS:
+            raise LetterError("malformed letter header: bad recipient list")
+        recipients = tuple(_key(k, "recipient") for k in to)
+        if len(set(recipients)) != len(recipients):
+            raise LetterError("malformed letter header: a recipient is named twice")
+        seq = h["seq"]
+        if not isinstance(seq, dict) or not all(
+            isinstance(v, int) and v >= 1 and _HEX64.fullmatch(k) for k, v in seq.items()
+        ):
+            raise LetterError("malformed letter header: bad sequence block")
+        reply = h["in_reply_to"]
+        if reply is not None and not (isinstance(reply, str) and _HEX64.fullmatch(reply)):
+            raise LetterError("malformed letter header: bad in-reply-to")
+        if not isinstance(h["stream"], str) or not _HEX32.fullmatch(h["stream"]):
+            raise LetterError("malformed letter header: bad stream id")
+        subject, date = h["subject"], h["date"]
+        if not isinstance(subject, str) or len(subject) > MAX_SUBJECT:
+            raise LetterError("malformed letter header: bad subject")
+        if not isinstance(date, str) or len(date) != 20:
+            raise LetterError("malformed letter header: bad date")
+        if h["padding"] not in ("padme", "none") or not (
+            isinstance(h["decoys"], int) and 0 <= h["decoys"] <= MAX_RECIPIENTS
+        ):
+            raise LetterError("malformed letter header: bad padding or decoys")
+        if not isinstance(h["envelope"], str) or not _HEX64.fullmatch(h["envelope"]):
+            raise LetterError("malformed letter header: bad envelope binding")
+        return cls(
+            sender=_key(h["from"], "sender"),
+            recipients=recipients,
+            date=date,
+            subject=subject,
+            in_reply_to=reply,
+            stream=h["stream"],
+            seq=seq,
+            kem=alg["age"],
+            padding=h["padding"] == "padme",
+            decoys=h["decoys"],
+            envelope=bytes.fromhex(h["envelope"]),
+        )
+
+
+def _key(value: object, what: str) -> bytes:
+    try:
+        key = unb64(value, what)
+    except VerificationError:
+        key = b""
+    if len(key) != 32:
+        raise LetterError(f"malformed letter header: bad {what} key")
+    return key
+
+
+@dataclass(frozen=True)
+class Part:
+    kind: str  # "body" or "attachment"
+    name: str | None
+    size: int
+    hash: str
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "size": self.size, "hash": self.hash}
+        if self.name is not None:
+            out["name"] = self.name
+        return out
+
+
+@dataclass(frozen=True)
+class Manifest:
+    parts: tuple[Part, ...]
+    segments: int
+    content: str
+    padding: int
+
+    def encode(self) -> bytes:
+        return _canonical.dumps(
+            {
+                "v": VERSION,
+                "parts": [p.as_json() for p in self.parts],
+                "segments": self.segments,
+                "content": self.content,
+                "padding": self.padding,
+            }
+        )
+
+
+def _segment_hash(head: bytes, data: bytes | memoryview) -> bytes:
+    h = blake3.blake3(SEGMENT_LABEL)
+    h.update(head)
+    h.update(data)
+    return h.digest()
+
+
+def _signed_message(header_hash: bytes, index: int, final: bool, seg_hash: bytes) -> bytes:
+    return SIGNATURE_LABEL + header_hash + INDEX.pack(index, 1 if final else 0) + seg_hash
+
+
+def padme(length: int) -> int:
+    """Padmé (Nikitin et al., PETS 2019): the bucket a length is padded to;
+    it leaks O(log log L) bits and costs at most 12% more."""
+    if length < 2:
+        return length
+    e = length.bit_length() - 1
+    s = e.bit_length()
+    mask = (1 << (e - s)) - 1
+    return (length + mask) & ~mask
+
+
+class LetterWriter:
+    """Writes a letter to out, segment by segment, signing each."""
+
+    def __init__(
+        self,
+        out: Callable[[bytes | memoryview], object],
+        header: LetterHeader,
+        signer: Ed25519PrivateKey,
+    ) -> None:
+        self._out = out
+        self._signer = signer
+        encoded = header.encode()
+        if len(encoded) > MAX_HEADER:
+            raise ValueError("letter header too large")
+        out(PREAMBLE + LENGTH.pack(len(encoded)) + encoded)
+        self._header_hash = blake3.blake3(HEADER_LABEL + encoded).digest()
+        self._id = blake3.blake3(ID_LABEL + encoded)
+        self._content = blake3.blake3(CONTENT_LABEL)
+        self._index = 0
+        self._parts: list[Part] = []
+        self._content_size = 0
+        self._padding = 0
+        self._part_hash = blake3.blake3(PART_LABEL)
+        self.letter_id: str | None = None
+
+    def _segment(self, kind: int, part: int, data: bytes | memoryview, final: bool = False) -> None:
+        head = SEGMENT_HEAD.pack(kind, part, len(data))
+        seg_hash = _segment_hash(head, data)
+        signature = self._signer.sign(
+            _signed_message(self._header_hash, self._index, final, seg_hash)
+        )
+        self._out(head)
+        self._out(data)
+        self._out(signature)
+        self._id.update(seg_hash)
+        if not final:
+            self._content.update(seg_hash)
+        self._index += 1
+        if kind == DATA:
+            self._part_hash.update(seg_hash)
+
+    def add_part(self, src: BinaryIO, name: str | None = None) -> Part:
+        """Stream src as the next part: the body first (name None), then
+        each attachment under its name."""
+        if (name is None) != (not self._parts):
+            raise ValueError("the body comes first, and only the body has no name")
+        index = len(self._parts)
+        self._part_hash = blake3.blake3(PART_LABEL)
+        size = 0
+        while chunk := read_full(src, SEGMENT_SIZE):
+            size += len(chunk)
+            self._segment(DATA, index, chunk)
+        part = Part(
+            "body" if name is None else "attachment", name, size, self._part_hash.hexdigest()
+        )
+        self._parts.append(part)
+        self._content_size += size
+        return part
+
+    def pad(self) -> None:
+        """Pad the content to its Padmé bucket with zero-filled segments."""
+        self._padding = padme(self._content_size) - self._content_size
+        left = self._padding
+        zeros = bytes(min(left, SEGMENT_SIZE))
+        while left:
+            n = min(left, SEGMENT_SIZE)
+            self._segment(PADDING, 0, memoryview(zeros)[:n])
+            left -= n
+
+    def close(self) -> str:
+        """Write the final segment (the manifest); return the letter id."""
+        manifest = Manifest(
+            tuple(self._parts), self._index, self._content.hexdigest(), self._padding
+        )
+        self._segment(FINAL, 0, manifest.encode(), final=True)
+        self.letter_id = self._id.hexdigest()
+        return self.letter_id
+
+
+@dataclass
+class _PartState:
+    size: int = 0
+    hash: Any = field(default_factory=lambda: blake3.blake3(PART_LABEL))
+    last_full: bool = True
+
+
+class LetterReader:
+    """Reads a letter from src (the decrypted age payload).
+
+    header is available at once but is NOT yet authenticated: it is signed
+    through the segments. data() yields each data segment's (part, bytes)
+    only after its signature verified; the letter as a whole is authentic
+    only when data() is exhausted without error, after which manifest and
+    letter_id are set.
+    """
+
+    def __init__(self, src: BinaryIO) -> None:
+        self._src = src
+        preamble = read_full(src, len(PREAMBLE))
+        if preamble != PREAMBLE:
+            if preamble.startswith(b"pouch-letter/"):
+                raise LetterError("this letter format version is not supported")
+            raise LetterError("not a pouch letter: the envelope holds something else")
+        length = read_full(src, LENGTH.size)
+        if len(length) < LENGTH.size:
+            raise LetterError("letter truncated inside its header")
+        (n,) = LENGTH.unpack(length)
+        if n > MAX_HEADER:
+            raise LetterError("malformed letter: header too large")
+        self.header_bytes = read_full(src, n)
+        if len(self.header_bytes) != n:
+            raise LetterError("letter truncated inside its header")
+        self.header = LetterHeader.decode(self.header_bytes)
+        self.manifest: Manifest | None = None
+        self.letter_id: str | None = None
+
+    def data(self) -> Iterator[tuple[int, bytes]]:
+        key = Ed25519PublicKey.from_public_bytes(self.header.sender)
+        header_hash = blake3.blake3(HEADER_LABEL + self.header_bytes).digest()
+        letter_id = blake3.blake3(ID_LABEL + self.header_bytes)
+        content = blake3.blake3(CONTENT_LABEL)
+        parts: list[_PartState] = []
+        padding = 0
+        index = 0
+        while True:
+            head = read_full(self._src, SEGMENT_HEAD.size)
+            if len(head) < SEGMENT_HEAD.size:
+                raise LetterError("letter truncated: the final segment is missing")
+            kind, part, length = SEGMENT_HEAD.unpack(head)
+            limit = MAX_MANIFEST if kind == FINAL else SEGMENT_SIZE
+            if kind not in (DATA, PADDING, FINAL) or length > limit:
+                raise LetterError(f"malformed letter: bad segment {index}")
+            data = read_full(self._src, length)
+            signature = read_full(self._src, SIGNATURE_SIZE)
+            if len(signature) < SIGNATURE_SIZE:
+                raise LetterError("letter truncated: the final segment is missing")
+            seg_hash = _segment_hash(head, data)
+            final = kind == FINAL
+            try:
+                key.verify(signature, _signed_message(header_hash, index, final, seg_hash))
+            except InvalidSignature:
+                raise LetterError(
+                    f"segment {index} is not signed by the sender: the letter was altered"
+                ) from None
+            letter_id.update(seg_hash)
+            index += 1
+            if final:
+                break
+            content.update(seg_hash)
+            if kind == PADDING:
+                if part != 0 or data != bytes(length) or not length:
+                    raise LetterError("malformed letter: bad padding segment")
+                padding += length
+                continue
+            # DATA: parts in order, each part's segments full but its last.
+            if padding or not length or part < len(parts) - 1 or part >= MAX_PARTS:
+                raise LetterError(f"malformed letter: segment {index - 1} out of order")
+            while len(parts) <= part:
+                parts.append(_PartState())
+            state = parts[part]
+            if not state.last_full:
+                raise LetterError(f"malformed letter: segment {index - 1} follows a short one")
+            state.size += length
+            state.hash.update(seg_hash)
+            state.last_full = length == SEGMENT_SIZE
+            yield part, data
+        if part != 0:
+            raise LetterError("malformed letter: bad final segment")
+        self.manifest = _check_manifest(data, parts, index - 1, content.hexdigest(), padding)
+        if self._src.read(1):
+            raise LetterError("malformed letter: data after the final segment")
+        self.letter_id = letter_id.hexdigest()
+
+
+def _check_manifest(
+    data: bytes, parts: list[_PartState], segments: int, content: str, padding: int
+) -> Manifest:
+    try:
+        m = _canonical.loads(data)
+    except _canonical.CanonicalError as e:
+        raise LetterError(f"malformed manifest: {e.message}") from None
+    if not isinstance(m, dict) or set(m) != {"v", "parts", "segments", "content", "padding"}:
+        raise LetterError("malformed manifest")
+    if m["v"] != VERSION or not isinstance(m["parts"], list) or not m["parts"]:
+        raise LetterError("malformed manifest")
+    if (m["segments"], m["content"], m["padding"]) != (segments, content, padding):
+        raise LetterError("the manifest does not match the letter's segments")
+    if len(m["parts"]) < len(parts):
+        raise LetterError("the manifest does not list every part")
+    out = []
+    for i, p in enumerate(m["parts"]):
+        state = parts[i] if i < len(parts) else _PartState()
+        kind = "body" if i == 0 else "attachment"
+        keys = {"kind", "size", "hash"} | ({"name"} if i else set())
+        if not isinstance(p, dict) or set(p) != keys or p["kind"] != kind:
+            raise LetterError("malformed manifest: bad part entry")
+        if (p["size"], p["hash"]) != (state.size, state.hash.hexdigest()):
+            raise LetterError(f"the manifest does not match part {i}")
+        name = p.get("name")
+        if i and (not isinstance(name, str) or not name):
+            raise LetterError("malformed manifest: an attachment has no name")
+        out.append(Part(kind, name, state.size, p["hash"]))
+    return Manifest(tuple(out), segments, content, padding)

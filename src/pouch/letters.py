@@ -1,0 +1,306 @@
+"""The verbs of the letters layer: seal, open_letter, inspect.
+
+seal writes a .pouch container: the signed letter (letter.py), encrypted
+with the age engine to every recipient, in the container (container.py).
+open_letter reverses it and checks, in order: that the envelope opens with
+this identity; that the letter names this identity among its recipients
+(else it was forwarded); that the letter's signed envelope binding matches
+the envelope it came in (else it was moved); every segment's signature; the
+manifest; that nothing follows it; and that the age stanzas are of the kind
+the letter claims. Only then are its parts published.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+import blake3
+
+from . import age, container
+from .age._format import parse_header
+from .errors import PouchError, UsageError
+from .identity import Card, Identity, fingerprint, rfc3339
+from .letter import (
+    LetterError,
+    LetterHeader,
+    LetterReader,
+    LetterWriter,
+    Manifest,
+    envelope_binding,
+)
+
+Rand = Callable[[int], bytes]
+PQ, CLASSIC = "mlkem768x25519", "x25519"
+
+
+class NotAddressedError(PouchError):
+    """The letter does not name this identity among its recipients."""
+
+    exit_code = 12
+
+
+@dataclass(frozen=True)
+class Sealed:
+    letter_id: str
+    envelope_id: str
+    kem: str
+    decoys: int
+    size: int
+
+
+def choose_kem(recipients: Sequence[Card], want: str | None) -> str:
+    """Post-quantum whenever every recipient has a post-quantum key.
+
+    want "pq" refuses any fallback; "classic" seals X25519 only (for readers
+    with an age that has no post-quantum support).
+    """
+    missing = [c.name for c in recipients if c.pq is None]
+    if want == "classic":
+        return CLASSIC
+    if missing and want == "pq":
+        raise UsageError(
+            f"{', '.join(missing)} has no post-quantum key: --pq can't be honoured",
+            "drop --pq to seal with X25519 for everyone",
+        )
+    return CLASSIC if missing else PQ
+
+
+class _Counting:
+    """Writes through to dst, hashing and counting (the envelope id)."""
+
+    def __init__(self, dst: BinaryIO) -> None:
+        self._dst = dst
+        self.hash = blake3.blake3()
+        self.length = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        self._dst.write(data)
+        self.hash.update(data)
+        self.length += len(data)
+        return len(data)
+
+
+def _decoys(count: int, kem: str, rand: Rand) -> list[age.Recipient]:
+    if kem == PQ:
+        return [age.HybridIdentity.generate(rand).recipient for _ in range(count)]
+    return [age.X25519Identity.generate(rand).recipient for _ in range(count)]
+
+
+def _shuffle(items: list[age.Recipient], rand: Rand) -> None:
+    # Fisher-Yates: decoy stanzas must not sit in a telling place.
+    for i in range(len(items) - 1, 0, -1):
+        j = int.from_bytes(rand(8), "big") % (i + 1)
+        items[i], items[j] = items[j], items[i]
+
+
+def decoy_count(n: int) -> int:
+    """Stanzas are padded to a power of two, at least four."""
+    total = 4
+    while total < n:
+        total *= 2
+    return total - n
+
+
+def seal(
+    identity: Identity,
+    recipients: Sequence[Card],
+    body: BinaryIO,
+    dst: BinaryIO,
+    *,
+    attachments: Sequence[tuple[str, BinaryIO]] = (),
+    subject: str = "",
+    in_reply_to: str | None = None,
+    kem: str | None = None,
+    pad: bool = False,
+    stream: str,
+    seq: dict[str, int],
+    now: datetime | None = None,
+    rand: Rand = os.urandom,
+) -> Sealed:
+    """Seal a letter from identity to recipients into dst (seekable, empty).
+
+    kem is None (post-quantum when every recipient has a key), "pq" or
+    "classic". seq maps each recipient's fingerprint to its sequence number
+    (the register reserves them) and stream is this home's stream id.
+    """
+    if not recipients:
+        raise UsageError("a letter needs at least one recipient")
+    if len({c.fingerprint for c in recipients}) != len(recipients):
+        raise UsageError("a recipient is named twice")
+    chosen = choose_kem(recipients, kem)
+    age_recipients: list[age.Recipient] = [
+        c.pq if chosen == PQ and c.pq is not None else c.x25519 for c in recipients
+    ]
+    decoys = decoy_count(len(recipients)) if pad else 0
+    age_recipients += _decoys(decoys, chosen, rand)
+    _shuffle(age_recipients, rand)
+
+    start = dst.tell()
+    dst.write(container.header(0))
+    enc = age.Encryptor(age_recipients, rand=rand)
+    header = LetterHeader(
+        sender=identity.signing_key,
+        recipients=tuple(c.signing_key for c in recipients),
+        date=rfc3339(now or datetime.now(UTC)),
+        subject=subject,
+        in_reply_to=in_reply_to,
+        stream=stream,
+        seq=seq,
+        kem=chosen,
+        padding=pad,
+        decoys=decoys,
+        envelope=envelope_binding(enc.header, enc.nonce),
+    )
+    counted = _Counting(dst)
+    with enc.writer(counted) as w:  # type: ignore[arg-type]
+        letter = LetterWriter(w.write, header, identity.signing)
+        letter.add_part(body)
+        for name, src in attachments:
+            letter.add_part(src, name)
+        if pad:
+            letter.pad()
+        letter_id = letter.close()
+    end = dst.tell()
+    dst.seek(start)
+    dst.write(container.header(counted.length))
+    dst.seek(end)
+    return Sealed(letter_id, counted.hash.hexdigest(), chosen, decoys, end - start)
+
+
+def new_stream_id(rand: Rand = os.urandom) -> str:
+    return rand(16).hex()
+
+
+# --- opening ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Opened:
+    header: LetterHeader
+    manifest: Manifest
+    letter_id: str
+    envelope_id: str
+    stanzas: int
+    torn_trailer: bool
+
+    @property
+    def post_quantum(self) -> bool:
+        return self.header.kem == PQ
+
+    @property
+    def sender_fingerprint(self) -> str:
+        return fingerprint(self.header.sender)
+
+
+class _Hashing(io.RawIOBase):
+    """Reads src, hashing what passes (the envelope id of what was opened)."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        super().__init__()
+        self._src = src
+        self.hash = blake3.blake3()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._src.read(len(b))
+        b[: len(data)] = data
+        self.hash.update(data)
+        return len(data)
+
+
+PartSink = Callable[[int], BinaryIO | None]
+
+
+def open_letter(identity: Identity, path: str | os.PathLike[str], sink: PartSink) -> Opened:
+    """Open the container at path with identity.
+
+    sink(part) gives the file to write a part's verified segments to (part
+    0 is the body), or None to verify it without keeping it. What reaches a
+    sink is not yet the whole letter's verdict: the caller publishes only
+    after this returns, and discards everything if it raises.
+    """
+    c = container.load(path)
+    hashing = _Hashing(c.age_stream())
+    d = age.Decryptor(io.BufferedReader(hashing), [identity.pq, identity.x25519])
+    reader = LetterReader(io.BufferedReader(d.reader()))
+    header = reader.header
+    if identity.signing_key not in header.recipients:
+        raise NotAddressedError(
+            "not addressed to you: this letter was forwarded",
+            "its signed header names other recipients; it was re-encrypted to you",
+        )
+    if header.envelope != envelope_binding(d.header, d.nonce):
+        raise LetterError(
+            "the letter was moved into another envelope: its signed envelope hash differs",
+            "do not trust it; ask the sender for the original",
+        )
+    outputs: dict[int, BinaryIO | None] = {}
+    for part, data in reader.data():
+        if part not in outputs:
+            outputs[part] = sink(part)
+        out = outputs[part]
+        if out is not None:
+            out.write(data)
+    assert reader.manifest is not None and reader.letter_id is not None
+    stanzas = parse_header(io.BytesIO(d.header)).stanzas
+    expected = "mlkem768x25519" if header.kem == PQ else "X25519"
+    if len(stanzas) != len(header.recipients) + header.decoys or any(
+        s.type != expected for s in stanzas
+    ):
+        raise LetterError("the envelope's recipient stanzas do not match what the letter declares")
+    return Opened(
+        header,
+        reader.manifest,
+        reader.letter_id,
+        hashing.hash.hexdigest(),
+        len(stanzas),
+        c.torn,
+    )
+
+
+def sanitize_name(name: str, index: int) -> str:
+    """A safe file name for an attachment: no directories, no traversal, no
+    control characters, no hidden files; at most 200 characters."""
+    base = name.replace("\\", "/").split("/")[-1]
+    base = "".join(ch if ch.isprintable() else "_" for ch in base).strip()
+    base = base.lstrip(".").strip()
+    if not base:
+        base = f"attachment-{index}"
+    return base[:200]
+
+
+@dataclass(frozen=True)
+class Inspection:
+    envelope_id: str
+    size: int
+    bare: bool
+    version: int | None
+    stanzas: int
+    stanza_types: tuple[str, ...]
+    records: tuple[container.Record, ...]
+    torn_trailer: bool
+
+
+def inspect(path: str | os.PathLike[str]) -> Inspection:
+    """What a carrier sees without keys. Never decrypts."""
+    c = container.load(path)
+    header = parse_header(c.age_stream())
+    env = c.envelope_id()
+    size = c.src.seek(0, os.SEEK_END)
+    return Inspection(
+        env,
+        size,
+        c.bare,
+        None if c.bare else container.VERSION,
+        len(header.stanzas),
+        tuple(s.type for s in header.stanzas),
+        tuple(c.records),
+        c.torn,
+    )
