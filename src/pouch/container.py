@@ -169,16 +169,20 @@ def _read_records(src: BinaryIO, pos: int, size: int) -> tuple[list[Record], boo
     return records, False
 
 
-def load(path: str | os.PathLike[str]) -> Container:
-    """Open a container file: binary, armored, or a bare age file.
+def load(source: str | os.PathLike[str] | BinaryIO) -> Container:
+    """Open a container: a path or a seekable binary file; binary, armored,
+    or a bare age file.
 
     Armor is decoded into an unnamed temporary file (ciphertext only, never
     plaintext), so that a large armored file costs no memory.
     """
-    try:
-        f = open(path, "rb")
-    except OSError as e:
-        raise FileError(f"cannot read {path}: {e.strerror}") from None
+    if hasattr(source, "read"):
+        f = cast(BinaryIO, source)
+    else:
+        try:
+            f = open(source, "rb")
+        except OSError as e:
+            raise FileError(f"cannot read {source}: {e.strerror}") from None
     prefix = f.read(_armor.PEEK_SIZE)
     f.seek(0)
     if not _armor.is_armored(prefix):

@@ -218,15 +218,17 @@ class _Hashing(io.RawIOBase):
 PartSink = Callable[[int], BinaryIO | None]
 
 
-def open_letter(identity: Identity, path: str | os.PathLike[str], sink: PartSink) -> Opened:
-    """Open the container at path with identity.
+def open_letter(
+    identity: Identity, source: str | os.PathLike[str] | BinaryIO, sink: PartSink
+) -> Opened:
+    """Open the container at source (a path or a seekable file) with identity.
 
     sink(part) gives the file to write a part's verified segments to (part
     0 is the body), or None to verify it without keeping it. What reaches a
     sink is not yet the whole letter's verdict: the caller publishes only
     after this returns, and discards everything if it raises.
     """
-    c = container.load(path)
+    c = container.load(source)
     hashing = _Hashing(c.age_stream())
     d = age.Decryptor(io.BufferedReader(hashing), [identity.pq, identity.x25519])
     reader = LetterReader(io.BufferedReader(d.reader()))

@@ -25,7 +25,7 @@ from pouch.identity import Identity
 HERE = Path(__file__).resolve().parent / "age"
 
 
-def test_stream(label: str) -> Callable[[int], bytes]:
+def stream_rand(label: str) -> Callable[[int], bytes]:
     k = 0
 
     def rand(n: int) -> bytes:
@@ -51,7 +51,7 @@ def _vector(
     comment: str,
 ) -> tuple[str, bytes]:
     out = io.BytesIO()
-    age.encrypt(io.BytesIO(data), out, recipients, rand=test_stream(name))
+    age.encrypt(io.BytesIO(data), out, recipients, rand=stream_rand(name))
     body = armor(out.getvalue()) if armored else out.getvalue()
     lines = ["expect: success", f"payload: {hashlib.sha256(data).hexdigest()}", *keys]
     if armored:
@@ -61,7 +61,7 @@ def _vector(
 
 
 def vectors() -> list[tuple[str, bytes]]:
-    ids = [age.X25519Identity.generate(test_stream(f"identity {i}")) for i in range(3)]
+    ids = [age.X25519Identity.generate(stream_rand(f"identity {i}")) for i in range(3)]
     return [
         _vector(
             "x25519_two_chunks",
@@ -108,7 +108,7 @@ SUMMIT = datetime(2018, 5, 24, 9, 0, tzinfo=UTC)
 
 def vector_identity(name: str) -> Identity:
     """A principal with fixed keys: the test stream labelled "identity NAME"."""
-    return Identity.generate(name, SUMMIT, rand=test_stream(f"identity {name}"))
+    return Identity.generate(name, SUMMIT, rand=stream_rand(f"identity {name}"))
 
 
 def statement_vectors() -> list[tuple[str, bytes]]:

@@ -1,0 +1,300 @@
+"""Sealed letters through the library: round trips and every kind of tampering."""
+
+from __future__ import annotations
+
+import io
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from pouch import age, container, letters
+from pouch.age._format import parse_header
+from pouch.age._stream import EncryptingWriter, payload_aead
+from pouch.errors import PouchError
+from pouch.identity import Identity
+from pouch.letter import LetterError, padme
+
+from .vectors.generate import stream_rand, vector_identity
+
+SUMMIT = datetime(2018, 5, 24, 9, 0, tzinfo=UTC)
+TRUMP = vector_identity("Donald J. Trump")
+KIM = vector_identity("Kim Jong-un")
+POMPEO = vector_identity("Mike Pompeo")
+CHOL = vector_identity("Kim Yong-chol")
+
+CANCEL = (
+    b"Dear Mr. Chairman,\n\nBased on the anger and open hostility displayed in your most "
+    b"recent statement, I feel it is inappropriate, at this time, to have our meeting.\n"
+)
+
+
+def seal(
+    sender: Identity = TRUMP,
+    to: tuple[Identity, ...] = (KIM,),
+    body: bytes = CANCEL,
+    attachments: tuple[tuple[str, bytes], ...] = (),
+    label: str = "letter",
+    **kw: object,
+) -> bytes:
+    dst = io.BytesIO()
+    letters.seal(
+        sender,
+        [r.card() for r in to],
+        io.BytesIO(body),
+        dst,
+        attachments=[(n, io.BytesIO(d)) for n, d in attachments],
+        stream="5" * 32,
+        seq={r.fingerprint: 1 for r in to},
+        now=SUMMIT,
+        rand=stream_rand(label),
+        **kw,  # type: ignore[arg-type]
+    )
+    return dst.getvalue()
+
+
+def open_(identity: Identity, data: bytes) -> tuple[letters.Opened, dict[int, bytes]]:
+    parts: dict[int, io.BytesIO] = {}
+
+    def sink(part: int) -> io.BytesIO:
+        parts[part] = io.BytesIO()
+        return parts[part]
+
+    opened = letters.open_letter(identity, io.BytesIO(data), sink)  # type: ignore[arg-type]
+    return opened, {k: v.getvalue() for k, v in parts.items()}
+
+
+# --- round trips ---------------------------------------------------------------
+
+
+def test_one_recipient() -> None:
+    sealed = seal()
+    opened, parts = open_(KIM, sealed)
+    assert parts == {0: CANCEL}
+    h = opened.header
+    assert (h.sender, h.recipients, h.date) == (
+        TRUMP.signing_key,
+        (KIM.signing_key,),
+        "2018-05-24T09:00:00Z",
+    )
+    assert opened.post_quantum and opened.stanzas == 1
+    assert opened.envelope_id == container.load(io.BytesIO(sealed)).envelope_id()
+    assert len(opened.letter_id) == 64
+
+
+def test_three_recipients_each_open_it() -> None:
+    sealed = seal(to=(KIM, CHOL, POMPEO), label="three")
+    ids = {open_(who, sealed)[0].letter_id for who in (KIM, CHOL, POMPEO)}
+    assert len(ids) == 1
+    with pytest.raises(
+        age.NoIdentityMatchError if hasattr(age, "NoIdentityMatchError") else PouchError
+    ):
+        open_(TRUMP, sealed)
+
+
+def test_empty_body_and_attachments() -> None:
+    annex = os.urandom(3 * 1024 * 1024 + 5)
+    sealed = seal(
+        body=b"", attachments=(("annex.bin", annex), ("empty.txt", b""), ("map.png", b"x"))
+    )
+    opened, parts = open_(KIM, sealed)
+    assert parts == {1: annex, 3: b"x"}  # empty parts have no segments
+    assert [(p.kind, p.name, p.size) for p in opened.manifest.parts] == [
+        ("body", None, 0),
+        ("attachment", "annex.bin", len(annex)),
+        ("attachment", "empty.txt", 0),
+        ("attachment", "map.png", 1),
+    ]
+    assert opened.manifest.segments == 5  # 4 for the annex, 1 for the map
+
+
+def test_sealing_is_reproducible_with_injected_randomness() -> None:
+    # classic only: pyca's HPKE draws its own randomness
+    assert seal(kem="classic", label="r") == seal(kem="classic", label="r")
+
+
+def test_classic_and_pq_choice() -> None:
+    assert not open_(KIM, seal(kem="classic"))[0].post_quantum
+    assert open_(KIM, seal(kem="pq"))[0].post_quantum
+
+
+def test_padding_and_decoys() -> None:
+    sealed = seal(to=(KIM, CHOL), pad=True, body=b"x" * 1000, label="pad")
+    opened, parts = open_(KIM, sealed)
+    assert parts[0] == b"x" * 1000
+    assert opened.manifest.padding == padme(1000) - 1000
+    assert opened.header.decoys == 2 and opened.stanzas == 4
+    # the carrier sees four identical stanzas
+    info = container.load(io.BytesIO(sealed))
+    stanzas = parse_header(info.age_stream()).stanzas
+    assert {s.type for s in stanzas} == {"mlkem768x25519"} and len(stanzas) == 4
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 100, 1000, 12345, 1 << 20, 10**9])
+def test_padme_buckets(n: int) -> None:
+    p = padme(n)
+    assert n <= p <= n * 1.12 + 2
+    assert padme(p) == p
+
+
+# --- outer tampering: a carrier flips bits, cuts the file -------------------------
+
+
+@pytest.fixture(scope="module")
+def small_letter() -> bytes:
+    sealed = seal(body=b"Singapore, 12 June.", label="small")
+    assert 2000 <= len(sealed) <= 3000  # ~2 KB
+    return sealed
+
+
+def test_every_single_bit_flip_is_rejected(small_letter: bytes) -> None:
+    accepted = []
+    for i in range(len(small_letter) * 8):
+        data = bytearray(small_letter)
+        data[i // 8] ^= 1 << (i % 8)
+        try:
+            open_(KIM, bytes(data))
+        except PouchError:
+            continue
+        accepted.append(i)
+    assert accepted == []
+
+
+def test_every_truncation_is_rejected(small_letter: bytes) -> None:
+    for n in range(len(small_letter)):
+        with pytest.raises(PouchError):
+            open_(KIM, small_letter[:n])
+
+
+# --- inner tampering: a co-recipient who knows the file key -------------------------
+
+
+def _split(sealed: bytes, reader: Identity) -> tuple[bytes, bytes, bytes, bytes]:
+    """(age header, nonce, file key, letter plaintext) as a co-recipient sees them."""
+    c = container.load(io.BytesIO(sealed))
+    stream = c.age_stream()
+    header = parse_header(stream)
+    file_key = reader.pq.unwrap(header.stanzas) or reader.x25519.unwrap(header.stanzas)
+    assert file_key is not None
+    nonce = stream.read(16)
+    d = age.Decryptor(
+        io.BytesIO(header.marshal() + nonce + stream.read()), [reader.pq, reader.x25519]
+    )
+    return header.marshal(), nonce, file_key, d.reader().read()
+
+
+def _envelope(age_header: bytes, nonce: bytes, file_key: bytes, plain: bytes) -> bytes:
+    out = io.BytesIO()
+    out.write(age_header + nonce)
+    with EncryptingWriter(payload_aead(file_key, nonce), out) as w:
+        w.write(plain)
+    body = out.getvalue()
+    return container.header(len(body)) + body
+
+
+def _segments(plain: bytes) -> tuple[bytes, list[bytes]]:
+    """Split a letter plaintext into its prefix (preamble, header) and raw segments."""
+    n = int.from_bytes(plain[16:20], "big")
+    pos = 20 + n
+    prefix, segs = plain[:pos], []
+    while pos < len(plain):
+        length = int.from_bytes(plain[pos + 5 : pos + 9], "big")
+        end = pos + 9 + length + 64
+        segs.append(plain[pos:end])
+        pos = end
+    return prefix, segs
+
+
+def test_a_co_recipient_cannot_change_the_payload() -> None:
+    sealed = seal(to=(KIM, CHOL))
+    h, nonce, key, plain = _split(sealed, CHOL)
+    assert (
+        open_(KIM, _envelope(h, nonce, key, plain))[1][0] == CANCEL
+    )  # the re-encryption is faithful
+    forged = plain.replace(b"inappropriate", b"appropriate!!")
+    with pytest.raises(LetterError, match="segment 0 is not signed by the sender"):
+        open_(KIM, _envelope(h, nonce, key, forged))
+
+
+def test_the_letter_cannot_move_to_a_new_nonce() -> None:
+    sealed = seal(to=(KIM, CHOL))
+    h, _, key, plain = _split(sealed, CHOL)
+    with pytest.raises(LetterError, match="moved into another envelope"):
+        open_(KIM, _envelope(h, os.urandom(16), key, plain))
+
+
+def test_segments_cannot_be_spliced_reordered_dropped_or_extended() -> None:
+    body = os.urandom(2 * 1024 * 1024 + 10)  # three data segments
+    a = seal(to=(KIM, CHOL), body=body, label="a")
+    b = seal(to=(KIM, CHOL), body=os.urandom(len(body)), label="b")
+    h, nonce, key, plain = _split(a, CHOL)
+    prefix, segs = _segments(plain)
+    _, other = _segments(_split(b, CHOL)[3])
+    assert len(segs) == 4
+
+    cases = {
+        "spliced": prefix + other[0] + b"".join(segs[1:]),
+        "reordered": prefix + segs[1] + segs[0] + b"".join(segs[2:]),
+        "final dropped": prefix + b"".join(segs[:-1]),
+        "data after the final segment": plain + b"\x00",
+        "segment after the final one": plain + segs[0],
+    }
+    messages = {
+        "spliced": "segment 0 is not signed",
+        "reordered": "segment 0 is not signed",
+        "final dropped": "final segment is missing",
+        "data after the final segment": "data after the final segment",
+        "segment after the final one": "data after the final segment",
+    }
+    for name, forged in cases.items():
+        with pytest.raises(LetterError, match=messages[name]):
+            open_(KIM, _envelope(h, nonce, key, forged))
+
+
+def test_the_manifest_cannot_be_altered() -> None:
+    sealed = seal(to=(KIM, CHOL), attachments=(("annex.pdf", b"map"),))
+    h, nonce, key, plain = _split(sealed, CHOL)
+    forged = plain.replace(b'"annex.pdf"', b'"annex.exe"')
+    assert forged != plain
+    with pytest.raises(LetterError, match="is not signed by the sender"):
+        open_(KIM, _envelope(h, nonce, key, forged))
+
+
+def test_a_letter_not_naming_you_is_refused() -> None:
+    # Chol re-encrypts Kim's letter to Pompeo with any age: surreptitious forwarding.
+    sealed = seal(to=(KIM, CHOL))
+    _, _, _, plain = _split(sealed, CHOL)
+    out = io.BytesIO()
+    age.encrypt(io.BytesIO(plain), out, [POMPEO.pq.recipient])
+    forwarded = container.header(len(out.getvalue())) + out.getvalue()
+    with pytest.raises(letters.NotAddressedError, match="not addressed to you"):
+        open_(POMPEO, forwarded)
+
+
+def test_stanzas_must_match_what_the_letter_declares() -> None:
+    """A sender who claims post-quantum sealing but wraps the key classically
+    (a bug, or a lie to a recipient who asked for --pq) is caught."""
+    from pouch.letter import LetterHeader, LetterWriter, envelope_binding
+
+    enc = age.Encryptor([KIM.x25519.recipient])
+    header = LetterHeader(
+        sender=TRUMP.signing_key,
+        recipients=(KIM.signing_key,),
+        date="2018-05-24T09:00:00Z",
+        subject="",
+        in_reply_to=None,
+        stream="5" * 32,
+        seq={KIM.fingerprint: 1},
+        kem="mlkem768x25519",
+        padding=False,
+        decoys=0,
+        envelope=envelope_binding(enc.header, enc.nonce),
+    )
+    out = io.BytesIO()
+    with enc.writer(out) as w:
+        lw = LetterWriter(w.write, header, TRUMP.signing)
+        lw.add_part(io.BytesIO(b"trust me"))
+        lw.close()
+    data = container.header(len(out.getvalue())) + out.getvalue()
+    with pytest.raises(LetterError, match="stanzas do not match"):
+        open_(KIM, data)
