@@ -17,11 +17,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TESTKIT = HERE.parents[1] / "shared" / "age-testkit" / "testdata"
-TARGETS = ["fuzz_header", "fuzz_armor", "fuzz_decrypt"]
+TARGETS = ["fuzz_header", "fuzz_armor", "fuzz_decrypt", "fuzz_letter", "fuzz_container"]
+
+
+VECTORS = HERE.parent / "tests" / "vectors" / "letters"
 
 
 def seed(corpus: Path) -> None:
     corpus.mkdir(parents=True, exist_ok=True)
+    for vector in sorted(VECTORS.glob("*.pouch")):
+        (corpus / vector.name).write_bytes(vector.read_bytes()[:20000])
     if not TESTKIT.is_dir():
         return
     for vector in sorted(TESTKIT.iterdir()):

@@ -8,17 +8,28 @@ this engine and by the stock age CLI.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from pathlib import Path
 
 import pytest
 
+from pouch import letters
 from pouch.age import ScryptIdentity, parse_identity
 from pouch.identity import Card
 
 from .conftest import run
 from .test_testkit import run_vector
 from .testkit import load
-from .vectors.generate import HERE, STATEMENTS, statement_vectors, vectors
+from .vectors.generate import (
+    HERE,
+    LETTERS,
+    STATEMENTS,
+    letter_vectors,
+    statement_vectors,
+    vector_identity,
+    vectors,
+)
 
 GENERATED = dict(vectors())
 
@@ -56,3 +67,23 @@ def test_statement_vectors_are_the_generator_output() -> None:
     assert on_disk == generated, "regenerate with python -m tests.vectors.generate"
     for data in on_disk.values():
         Card.from_bytes(data.strip())
+
+
+def test_letter_vectors_are_the_generator_output_and_open() -> None:
+    on_disk = {p.name: p.read_bytes() for p in LETTERS.iterdir()}
+    assert on_disk == dict(letter_vectors()), "regenerate with python -m tests.vectors.generate"
+    expected = json.loads(on_disk["trump_to_kim.json"])
+    parts: dict[int, io.BytesIO] = {}
+
+    def sink(i: int) -> io.BytesIO:
+        parts[i] = io.BytesIO()
+        return parts[i]
+
+    opened = letters.open_letter(
+        vector_identity(expected["opener"]), LETTERS / "trump_to_kim.pouch", sink
+    )
+    assert (opened.letter_id, opened.envelope_id) == (
+        expected["letter_id"],
+        expected["envelope_id"],
+    )
+    assert parts[0].getvalue().startswith(b"Dear Mr. Chairman")

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pouch import age
+from pouch import _canonical, age, letters
 from pouch.age.armor import armor
 from pouch.identity import Identity
 
@@ -118,8 +118,40 @@ def statement_vectors() -> list[tuple[str, bytes]]:
     ]
 
 
+LETTERS = Path(__file__).resolve().parent / "letters"
+CANCEL = (
+    b"Dear Mr. Chairman,\n\nWe were very much looking forward to being there with you. "
+    b"Sadly, at this time, it is inappropriate to have this long-planned meeting.\n"
+)
+
+
+def letter_vectors() -> list[tuple[str, bytes]]:
+    """A classic letter (pyca's HPKE randomness cannot be fixed) from Trump
+    to Kim with one attachment, and its expected ids."""
+    trump, kim = vector_identity("Donald J. Trump"), vector_identity("Kim Jong-un")
+    out = io.BytesIO()
+    sealed = letters.seal(
+        trump,
+        [kim.card()],
+        io.BytesIO(CANCEL),
+        out,
+        attachments=[("annex.txt", io.BytesIO(plaintext(70000)))],
+        subject="The Singapore summit",
+        kem="classic",
+        stream=stream_rand("stream")(16).hex(),
+        seq={kim.fingerprint: 1},
+        now=SUMMIT,
+        rand=stream_rand("letter trump to kim"),
+    )
+    ids = _canonical.dumps(
+        {"letter_id": sealed.letter_id, "envelope_id": sealed.envelope_id, "opener": "Kim Jong-un"}
+    )
+    return [("trump_to_kim.pouch", out.getvalue()), ("trump_to_kim.json", ids + b"\n")]
+
+
 def main() -> None:
-    for folder, generated in ((HERE, vectors()), (STATEMENTS, statement_vectors())):
+    folders = ((HERE, vectors()), (STATEMENTS, statement_vectors()), (LETTERS, letter_vectors()))
+    for folder, generated in folders:
         folder.mkdir(exist_ok=True)
         for name, data in generated:
             (folder / name).write_bytes(data)
