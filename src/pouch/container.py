@@ -22,6 +22,7 @@ import os
 import struct
 import tempfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
@@ -83,10 +84,15 @@ class Container:
     torn: bool  # a torn last record was found and ignored
     bare: bool  # a bare age file, no container around it
 
-    def age_stream(self) -> BinaryIO:
-        """The age ciphertext alone, as a buffered stream."""
+    def age_stream(self, tap: Callable[[bytes], object] | None = None) -> BinaryIO:
+        """The age ciphertext alone, as a buffered stream (1 MiB reads).
+
+        tap, if given, receives a copy of every block read, in order: a
+        hash of the ciphertext, taken on the way.
+        """
         self.src.seek(self.age_offset)
-        return cast(BinaryIO, io.BufferedReader(_Window(self.src, self.age_length)))
+        window = _Window(self.src, self.age_length, tap)
+        return cast(BinaryIO, io.BufferedReader(window, buffer_size=1 << 20))
 
     def envelope_id(self) -> str:
         h = blake3.blake3()
@@ -99,19 +105,23 @@ class Container:
 class _Window(io.RawIOBase):
     """length bytes of src from where it stands."""
 
-    def __init__(self, src: BinaryIO, length: int) -> None:
+    def __init__(
+        self, src: BinaryIO, length: int, tap: Callable[[bytes], object] | None = None
+    ) -> None:
         super().__init__()
-        self._src, self._left = src, length
+        self._src, self._left, self._tap = src, length, tap
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        n = min(len(b), self._left)
-        data = self._src.read(n) if n else b""
-        b[: len(data)] = data
-        self._left -= len(data)
-        return len(data)
+        view = memoryview(b)[: min(len(b), self._left)]
+        n = self._src.readinto(view) if view else 0  # type: ignore[attr-defined]
+        n = n or 0
+        self._left -= n
+        if self._tap is not None and n:
+            self._tap(bytes(view[:n]))
+        return n
 
 
 def parse(src: BinaryIO) -> Container:

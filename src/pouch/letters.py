@@ -22,6 +22,7 @@ from typing import BinaryIO
 import blake3
 
 from . import age, container
+from ._pipeline import Worker
 from .age._format import parse_header
 from .errors import PouchError, UsageError
 from .identity import Card, Identity, fingerprint, rfc3339
@@ -70,19 +71,58 @@ def choose_kem(recipients: Sequence[Card], want: str | None) -> str:
     return CLASSIC if missing else PQ
 
 
-class _Counting:
-    """Writes through to dst, hashing and counting (the envelope id)."""
+class _Output:
+    """The age ciphertext's way out: batched (about 1 MiB), then written and
+    hashed (the envelope id) in order on the output worker."""
 
-    def __init__(self, dst: BinaryIO) -> None:
+    def __init__(self, dst: BinaryIO, worker: Worker) -> None:
         self._dst = dst
-        self.hash = blake3.blake3()
+        try:
+            self._fd: int | None = dst.fileno()
+            dst.flush()
+        except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+            self._fd = None
+        self._worker = worker
+        self._hash = blake3.blake3()
+        self._batch: list[bytes] = []
+        self._batched = 0
         self.length = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        self._dst.write(data)
-        self.hash.update(data)
+        # encrypt() returns fresh bytes; anything else is copied, because
+        # the caller may reuse its buffer before the worker gets to it.
+        self._batch.append(data if isinstance(data, bytes) else bytes(data))
+        self._batched += len(data)
         self.length += len(data)
+        if self._batched >= 1 << 20:
+            self._flush()
         return len(data)
+
+    def _flush(self) -> None:
+        batch, self._batch, self._batched = self._batch, [], 0
+        if batch:
+            self._worker.submit(self._write_and_hash, batch)
+
+    def _write_and_hash(self, batch: list[bytes]) -> None:
+        if self._fd is not None:
+            views = [memoryview(b) for b in batch]
+            while views:
+                n = os.writev(self._fd, views)
+                while views and n >= len(views[0]):
+                    n -= len(views.pop(0))
+                if views and n:
+                    views[0] = views[0][n:]
+        else:
+            for piece in batch:
+                self._dst.write(piece)
+        for piece in batch:
+            self._hash.update(piece)
+
+    def close(self) -> str:
+        """Write what is left; the envelope id."""
+        self._flush()
+        self._worker.finish()
+        return self._hash.hexdigest()
 
 
 def _decoys(count: int, kem: str, rand: Rand) -> list[age.Recipient]:
@@ -156,20 +196,24 @@ def seal(
         decoys=decoys,
         envelope=envelope_binding(enc.header, enc.nonce),
     )
-    counted = _Counting(dst)
-    with enc.writer(counted) as w:  # type: ignore[arg-type]
-        letter = LetterWriter(w.write, header, identity.signing)
-        letter.add_part(body)
-        for name, src in attachments:
-            letter.add_part(src, name)
-        if pad:
-            letter.pad()
-        letter_id = letter.close()
-    end = dst.tell()
+    # This thread encrypts (pyca holds the GIL); one worker hashes segments,
+    # another writes and hashes the ciphertext (both release it).
+    with Worker("hash") as hashes, Worker("out") as out:
+        output = _Output(dst, out)
+        with enc.writer(output) as w:  # type: ignore[arg-type]
+            letter = LetterWriter(w.write, header, identity.signing, hashes)
+            letter.add_part(body)
+            for name, src in attachments:
+                letter.add_part(src, name)
+            if pad:
+                letter.pad()
+            letter_id = letter.close()
+        envelope_id = output.close()
+    end = start + container.HEADER.size + output.length
     dst.seek(start)
-    dst.write(container.header(counted.length))
+    dst.write(container.header(output.length))
     dst.seek(end)
-    return Sealed(letter_id, counted.hash.hexdigest(), chosen, decoys, end - start)
+    return Sealed(letter_id, envelope_id, chosen, decoys, end - start)
 
 
 def new_stream_id(rand: Rand = os.urandom) -> str:
@@ -197,24 +241,6 @@ class Opened:
         return fingerprint(self.header.sender)
 
 
-class _Hashing(io.RawIOBase):
-    """Reads src, hashing what passes (the envelope id of what was opened)."""
-
-    def __init__(self, src: BinaryIO) -> None:
-        super().__init__()
-        self._src = src
-        self.hash = blake3.blake3()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._src.read(len(b))
-        b[: len(data)] = data
-        self.hash.update(data)
-        return len(data)
-
-
 PartSink = Callable[[int], BinaryIO | None]
 
 
@@ -229,27 +255,33 @@ def open_letter(
     after this returns, and discards everything if it raises.
     """
     c = container.load(source)
-    hashing = _Hashing(c.age_stream())
-    d = age.Decryptor(io.BufferedReader(hashing), [identity.pq, identity.x25519])
-    reader = LetterReader(io.BufferedReader(d.reader()))
-    header = reader.header
-    if identity.signing_key not in header.recipients:
-        raise NotAddressedError(
-            "not addressed to you: this letter was forwarded",
-            "its signed header names other recipients; it was re-encrypted to you",
-        )
-    if header.envelope != envelope_binding(d.header, d.nonce):
-        raise LetterError(
-            "the letter was moved into another envelope: its signed envelope hash differs",
-            "do not trust it; ask the sender for the original",
-        )
-    outputs: dict[int, BinaryIO | None] = {}
-    for part, data in reader.data():
-        if part not in outputs:
-            outputs[part] = sink(part)
-        out = outputs[part]
-        if out is not None:
-            out.write(data)
+    # The envelope id is hashed, and the parts written, on two workers while
+    # this thread decrypts and verifies.
+    with Worker("hash") as hashes, Worker("out") as out:
+        envelope = blake3.blake3()
+        stream = c.age_stream(tap=lambda block: hashes.submit(envelope.update, block))
+        d = age.Decryptor(stream, [identity.pq, identity.x25519])
+        reader = LetterReader(io.BufferedReader(d.reader(), buffer_size=1 << 20))
+        header = reader.header
+        if identity.signing_key not in header.recipients:
+            raise NotAddressedError(
+                "not addressed to you: this letter was forwarded",
+                "its signed header names other recipients; it was re-encrypted to you",
+            )
+        if header.envelope != envelope_binding(d.header, d.nonce):
+            raise LetterError(
+                "the letter was moved into another envelope: its signed envelope hash differs",
+                "do not trust it; ask the sender for the original",
+            )
+        outputs: dict[int, BinaryIO | None] = {}
+        for part, data in reader.data():
+            if part not in outputs:
+                outputs[part] = sink(part)
+            target = outputs[part]
+            if target is not None:
+                out.submit(target.write, data)
+        hashes.finish()
+        envelope_id = envelope.hexdigest()
     assert reader.manifest is not None and reader.letter_id is not None
     stanzas = parse_header(io.BytesIO(d.header)).stanzas
     expected = "mlkem768x25519" if header.kem == PQ else "X25519"
@@ -257,14 +289,7 @@ def open_letter(
         s.type != expected for s in stanzas
     ):
         raise LetterError("the envelope's recipient stanzas do not match what the letter declares")
-    return Opened(
-        header,
-        reader.manifest,
-        reader.letter_id,
-        hashing.hash.hexdigest(),
-        len(stanzas),
-        c.torn,
-    )
+    return Opened(header, reader.manifest, reader.letter_id, envelope_id, len(stanzas), c.torn)
 
 
 def sanitize_name(name: str, index: int) -> str:

@@ -106,25 +106,32 @@ class EncryptingWriter:
             raise ValueError("write to a closed EncryptingWriter")
         view = memoryview(data).cast("B")
         n = len(view)
-        while view:
-            # A full buffer is sealed only once more data arrives: until then
-            # it may be the final chunk.
-            if len(self._buf) == CHUNK_SIZE:
-                self._seal(last=False)
+        # A full chunk is sealed only once more data arrives: until then it
+        # may be the final one. At most one chunk waits in the buffer; the
+        # others are sealed straight from the caller's data, uncopied.
+        if self._buf:
             take = min(CHUNK_SIZE - len(self._buf), len(view))
             self._buf += view[:take]
             view = view[take:]
+            if not view:
+                return n
+            self._seal(self._buf, last=False)
+            self._buf.clear()
+        while len(view) > CHUNK_SIZE:
+            self._seal(view[:CHUNK_SIZE], last=False)
+            view = view[CHUNK_SIZE:]
+        self._buf += view
         return n
 
-    def _seal(self, last: bool) -> None:
+    def _seal(self, chunk: bytes | bytearray | memoryview, last: bool) -> None:
         nonce = chunk_nonce(self._counter, last)
-        self._dst.write(self._aead.encrypt(nonce, bytes(self._buf), None))
-        self._buf.clear()
+        self._dst.write(self._aead.encrypt(nonce, chunk, None))
         self._counter += 1
 
     def close(self) -> None:
         if not self._closed:
-            self._seal(last=True)
+            self._seal(self._buf, last=True)
+            self._buf.clear()
             self._closed = True
 
     def __enter__(self) -> EncryptingWriter:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -91,26 +94,28 @@ def seal_command(
     sources = [_open(a) for a in attachments]
     names = [Path(a).name for a in attachments]
     body_src = sys.stdin.buffer if body in (None, "-") else _open(body)
-    scratch = tempfile.TemporaryFile()  # ciphertext only: the container in the making
-    try:
-        sealed = letters.seal(
-            identity,
-            [c.card for c in contacts],
-            body_src,
-            scratch,
-            attachments=list(zip(names, sources, strict=True)),
-            subject=subject,
-            in_reply_to=reply_to,
-            kem=kem,
-            pad=pad,
-            stream=stream,
-            seq=seq,
-            now=now,
+    out = _stdio(output) if output is not None else _default_name(now, armor)
+    if out is None and not armor and sys.stdout.isatty():
+        raise RefusedError(
+            "refusing to write a binary container to the terminal", "use --armor, or -o FILE"
         )
-        out = _stdio(output) if output is not None else _default_name(now, armor)
-        _write_container(scratch, out, armor)
+    try:
+        with _destination(out, armor) as dst:
+            sealed = letters.seal(
+                identity,
+                [c.card for c in contacts],
+                body_src,
+                dst,
+                attachments=list(zip(names, sources, strict=True)),
+                subject=subject,
+                in_reply_to=reply_to,
+                kem=kem,
+                pad=pad,
+                stream=stream,
+                seq=seq,
+                now=now,
+            )
     finally:
-        scratch.close()
         for src in sources:
             src.close()
     where = "standard output" if out is None else out
@@ -149,30 +154,34 @@ def _default_name(now: Any, armor: bool) -> str:
     return f"letter-{now.strftime('%Y%m%dT%H%M%SZ')}.pouch" + (".txt" if armor else "")
 
 
-def _write_container(scratch: BinaryIO, out: str | None, armor: bool) -> None:
+@contextmanager
+def _destination(out: str | None, armor: bool) -> Iterator[BinaryIO]:
+    """A seekable file to seal into (the container's length is written into
+    its header at the end): the output itself when it is a binary file,
+    else a scratch file (ciphertext only) copied out, armored or to stdout,
+    once the container is complete."""
+    if out is not None and not armor:
+        with atomic_output(out, replace=False) as f:
+            yield f
+        return
     from ..age.armor import ArmoredWriter
     from ..container import ARMOR_LABEL
 
-    def copy(dst: BinaryIO) -> None:
-        scratch.seek(0)
-        if armor:
-            with ArmoredWriter(dst, ARMOR_LABEL) as a:
-                while chunk := scratch.read(1 << 20):
-                    a.write(chunk)
-        else:
-            shutil.copyfileobj(scratch, dst, 1 << 20)
-        dst.flush()
-
-    if out is None:
-        if not armor and sys.stdout.isatty():
-            raise RefusedError(
-                "refusing to write a binary container to the terminal",
-                "use --armor, or -o FILE",
-            )
-        copy(sys.stdout.buffer)
-    else:
-        with atomic_output(out, replace=False) as f:
-            copy(f)
+    with tempfile.TemporaryFile() as scratch:
+        yield scratch
+        with contextlib.ExitStack() as stack:
+            if out is None:
+                dst: BinaryIO = sys.stdout.buffer
+            else:
+                dst = stack.enter_context(atomic_output(out, replace=False))
+            scratch.seek(0)
+            if armor:
+                with ArmoredWriter(dst, ARMOR_LABEL) as a:
+                    while chunk := scratch.read(1 << 20):
+                        a.write(chunk)
+            else:
+                shutil.copyfileobj(scratch, dst, 1 << 20)
+            dst.flush()
 
 
 @dataclass
