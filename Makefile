@@ -44,6 +44,7 @@ test: lint age-cli
 
 bench: $(VENV)/.installed age-cli
 	$(BIN)/python bench/bench_age.py
+	$(BIN)/python bench/bench_letters.py
 
 fuzz: $(VENV)/.fuzz-installed
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)

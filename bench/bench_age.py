@@ -20,164 +20,30 @@ Prints a markdown table; the README shows the latest.
 from __future__ import annotations
 
 import os
-import platform
-import random
 import shutil
 import statistics
 import subprocess
-import sys
-import tempfile
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-MIB = 1 << 20
-SIZE_MIB = int(os.environ.get("BENCH_MIB", "1024"))
-RUNS = int(os.environ.get("BENCH_RUNS", "5"))
-SMALL_RUNS = int(os.environ.get("BENCH_SMALL_RUNS", "30"))
-POUCH = str(Path(sys.executable).parent / "pouch")
-shuffle = random.Random(20190115).shuffle
-
-
-@dataclass
-class Sample:
-    seconds: float
-    largest_kib: int  # the largest single process
-    tree_kib: int  # the sum of each process's own peak
-
-
-@dataclass
-class Series:
-    name: str
-    samples: list[Sample] = field(default_factory=list)
-
-    def median_seconds(self) -> float:
-        return statistics.median(s.seconds for s in self.samples)
-
-    def mib_per_s(self) -> float:
-        return SIZE_MIB / self.median_seconds()
-
-    def best_mib_per_s(self) -> float:
-        return SIZE_MIB / min(s.seconds for s in self.samples)
-
-    def largest_mib(self) -> float:
-        return max(s.largest_kib for s in self.samples) / 1024
-
-    def tree_mib(self) -> float:
-        return max(s.tree_kib for s in self.samples) / 1024
-
-
-def _tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        pids.append(p)
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return pids
-
-
-def _hwm_kib(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-WARM_BYTES = int(os.environ.get("BENCH_WARM_MIB", str(2 * SIZE_MIB + 512))) * MIB
-
-
-def warm_memory() -> None:
-    """Touch, then free, enough memory for the coming run's page cache.
-
-    On this VM, memory the guest freed a few seconds ago is handed back to
-    the host, and the next first touch of each page is slow: whichever tool
-    happens to allocate cold memory looks two to five times slower. Writing
-    every page of a large buffer and freeing it just before each run gives
-    every tool the same warm start; the timing starts after.
-    """
-    if WARM_BYTES:
-        buf = bytearray(b"\x01") * WARM_BYTES
-        del buf
-
-
-def measure(args: list[str]) -> Sample:
-    """Run args: wall time, the largest process peak, the sum of the peaks.
-
-    Peaks are each process's VmHWM, sampled every 5 ms: a high-water mark,
-    so a late sample still sees the peak."""
-    peaks: dict[int, int] = {}
-    warm_memory()
-    start = time.perf_counter()
-    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            for pid in _tree(p.pid):
-                peaks[pid] = max(peaks.get(pid, 0), _hwm_kib(pid))
-            time.sleep(0.005)
-
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
-    p.wait()
-    seconds = time.perf_counter() - start
-    done.set()
-    t.join()
-    if p.returncode != 0:
-        raise SystemExit(f"failed ({p.returncode}): {' '.join(args)}")
-    # Not ru_maxrss: the child is forked from this Python process, whose own
-    # size it would report until exec.
-    return Sample(seconds, max(peaks.values(), default=0), sum(peaks.values()))
-
-
-def bench_dir() -> Path:
-    if d := os.environ.get("BENCH_DIR"):
-        return Path(tempfile.mkdtemp(prefix="pouch-bench-", dir=d))
-    shm = Path("/dev/shm")
-    if shm.is_dir() and shutil.disk_usage(shm).free > 6 * SIZE_MIB * MIB:
-        return Path(tempfile.mkdtemp(prefix="pouch-bench-", dir=shm))
-    return Path(tempfile.mkdtemp(prefix="pouch-bench-"))
-
-
-def fs_type(path: Path) -> str:
-    best, kind = "", "?"
-    with open("/proc/mounts") as f:
-        for line in f:
-            _, mount, fstype, *_ = line.split()
-            if str(path).startswith(mount) and len(mount) > len(best):
-                best, kind = mount, fstype
-    return kind
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
+from common import (
+    POUCH,
+    SIZE_MIB,
+    SMALL_RUNS,
+    age_cli,
+    bench_dir,
+    describe,
+    interleaved,
+    measure,
+    random_file,
+    ratio_table,
+)
 
 
 def main() -> None:
-    age = shutil.which("age")
-    if not age:
-        raise SystemExit("the stock age CLI is missing (make bench installs it)")
-    age_version = subprocess.run([age, "--version"], capture_output=True, text=True).stdout
+    age, age_version = age_cli()
     work = bench_dir()
     try:
-        run(work, age, age_version.strip())
+        run(work, age, age_version)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -189,45 +55,34 @@ def run(work: Path, age: str, age_version: str) -> None:
         ["age-keygen", "-y", key], check=True, capture_output=True, text=True
     ).stdout.strip()
     plain = work / "plain.bin"
-    print(f"writing {SIZE_MIB} MiB of random data to {work} ...", file=sys.stderr)
-    with open(plain, "wb") as f:
-        for _ in range(SIZE_MIB):
-            f.write(os.urandom(MIB))
+    random_file(plain, SIZE_MIB)
     sealed = work / "sealed.age"
     subprocess.run([age, "-r", recipient, "-o", sealed, plain], check=True)
     out = work / "out"
 
-    cases = {
-        "encrypt": {
-            "age": [age, "-r", recipient, "-o", out, plain],
-            "pouch -j 1": [POUCH, "age", "-j", "1", "-r", recipient, "-o", out, plain],
-            "pouch": [POUCH, "age", "-r", recipient, "-o", out, plain],
-        },
-        "decrypt": {
-            "age": [age, "-d", "-i", key, "-o", out, sealed],
-            "pouch -j 1": [POUCH, "age", "-d", "-j", "1", "-i", key, "-o", out, sealed],
-            "pouch": [POUCH, "age", "-d", "-i", key, "-o", out, sealed],
-        },
+    def clear() -> None:
+        out.unlink(missing_ok=True)
+
+    results = {
+        "encrypt": interleaved(
+            {
+                "age": [age, "-r", recipient, "-o", out, plain],
+                "pouch -j 1": [POUCH, "age", "-j", "1", "-r", recipient, "-o", out, plain],
+                "pouch": [POUCH, "age", "-r", recipient, "-o", out, plain],
+            },
+            clear,
+            "encrypt",
+        ),
+        "decrypt": interleaved(
+            {
+                "age": [age, "-d", "-i", key, "-o", out, sealed],
+                "pouch -j 1": [POUCH, "age", "-d", "-j", "1", "-i", key, "-o", out, sealed],
+                "pouch": [POUCH, "age", "-d", "-i", key, "-o", out, sealed],
+            },
+            clear,
+            "decrypt",
+        ),
     }
-    results: dict[str, dict[str, Series]] = {}
-    for direction, tools in cases.items():
-        series = {name: Series(name) for name in tools}
-        order = list(tools)
-        for i in range(RUNS + 1):
-            # A new order each round: whatever the machine does between runs
-            # (here, a VM's memory coming back cold) falls on every tool.
-            shuffle(order)
-            for name in order:
-                args = tools[name]
-                out.unlink(missing_ok=True)
-                # Flush the previous run's writes first, so that one tool's
-                # writeback is not timed as another's work.
-                os.sync()
-                sample = measure([str(a) for a in args])
-                if i > 0:  # the first round warms caches and memory up
-                    series[name].samples.append(sample)
-                print(f"  {direction:7} {name:10} {sample.seconds:6.3f} s", file=sys.stderr)
-        results[direction] = series
     # the decrypted output must be the input
     subprocess.run(["cmp", "-s", out, plain], check=True)
 
@@ -242,43 +97,17 @@ def run(work: Path, age: str, age_version: str) -> None:
     }
     for _ in range(SMALL_RUNS):
         for name, args in small_args.items():
-            out.unlink(missing_ok=True)
-            small_times[name].append(measure([str(a) for a in args]).seconds)
+            clear()
+            small_times[name].append(measure([str(a) for a in args], warm=False).seconds)
 
-    report(results, small_times, work, age_version)
-
-
-def report(
-    results: dict[str, dict[str, Series]],
-    small: dict[str, list[float]],
-    work: Path,
-    age_version: str,
-) -> None:
-    cores = len(os.sched_getaffinity(0))
     print()
-    print(
-        f"{SIZE_MIB} MiB random file, file to file on {fs_type(work)}; {cores} cores "
-        f"({cpu_model()}); {RUNS} runs each; Python {platform.python_version()}, "
-        f"age {age_version}."
-    )
+    print(describe(work, age_version))
     print()
-    print(
-        "| direction | tool | MiB/s (median) | ratio to age | MiB/s (best run) | ratio to age "
-        "| largest process RSS | all processes RSS |"
-    )
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for direction, series in results.items():
-        base, best = series["age"].mib_per_s(), series["age"].best_mib_per_s()
-        for name, s in series.items():
-            print(
-                f"| {direction} | {name} | {s.mib_per_s():,.0f} | {s.mib_per_s() / base:.2f}x "
-                f"| {s.best_mib_per_s():,.0f} | {s.best_mib_per_s() / best:.2f}x "
-                f"| {s.largest_mib():.1f} MiB | {s.tree_mib():.1f} MiB |"
-            )
+    print(ratio_table(results))
     print()
     print("| 1 KB file, decrypt | median wall |")
     print("|---|---:|")
-    for name, times in small.items():
+    for name, times in small_times.items():
         print(f"| {name} | {statistics.median(times) * 1000:.0f} ms |")
 
 

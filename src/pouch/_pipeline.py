@@ -52,3 +52,27 @@ class Worker:
                 self.finish()
         finally:
             self._pool.shutdown(wait=True)
+
+
+class BufferRing:
+    """Reusable buffers lent to worker tasks.
+
+    A fresh 1 MiB object per block is a fresh mapping whose pages cost more
+    to fault in than the block costs to decrypt. A buffer given back with
+    the future of the task that still reads it (a hash, a write) is taken
+    again only once that task is done.
+    """
+
+    def __init__(self, count: int, size: int) -> None:
+        self._free: deque[tuple[bytearray, Future[Any] | None]] = deque(
+            (bytearray(size), None) for _ in range(count)
+        )
+
+    def take(self) -> bytearray:
+        buf, holder = self._free.popleft()
+        if holder is not None:
+            holder.result()
+        return buf
+
+    def give(self, buf: bytearray, holder: Future[Any] | None = None) -> None:
+        self._free.append((buf, holder))

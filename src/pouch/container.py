@@ -23,12 +23,14 @@ import struct
 import tempfile
 import zlib
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import blake3
 
 from ._io import read_full
+from ._pipeline import BufferRing
 from .age import armor as _armor
 from .errors import FileError, PouchError
 
@@ -84,11 +86,12 @@ class Container:
     torn: bool  # a torn last record was found and ignored
     bare: bool  # a bare age file, no container around it
 
-    def age_stream(self, tap: Callable[[bytes], object] | None = None) -> BinaryIO:
+    def age_stream(self, tap: Tap | None = None) -> BinaryIO:
         """The age ciphertext alone, as a buffered stream (1 MiB reads).
 
-        tap, if given, receives a copy of every block read, in order: a
-        hash of the ciphertext, taken on the way.
+        tap, if given, receives every block read, in order (a hash of the
+        ciphertext, taken on the way). It may hand the block to a worker and
+        return the future: the block's buffer is reused only when it is done.
         """
         self.src.seek(self.age_offset)
         window = _Window(self.src, self.age_length, tap)
@@ -102,25 +105,31 @@ class Container:
         return h.hexdigest()
 
 
+Tap = Callable[[memoryview], "Future[Any] | None"]
+
+
 class _Window(io.RawIOBase):
     """length bytes of src from where it stands."""
 
-    def __init__(
-        self, src: BinaryIO, length: int, tap: Callable[[bytes], object] | None = None
-    ) -> None:
+    def __init__(self, src: BinaryIO, length: int, tap: Tap | None = None) -> None:
         super().__init__()
         self._src, self._left, self._tap = src, length, tap
+        self._ring = BufferRing(4, 1 << 20) if tap is not None else None
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
         view = memoryview(b)[: min(len(b), self._left)]
-        n = self._src.readinto(view) if view else 0  # type: ignore[attr-defined]
-        n = n or 0
+        n = (self._src.readinto(view) if view else 0) or 0  # type: ignore[attr-defined]
         self._left -= n
-        if self._tap is not None and n:
-            self._tap(bytes(view[:n]))
+        if self._tap is not None and self._ring is not None and n:
+            # The tap gets its own copy: b is the reader's to reuse at once.
+            for start in range(0, n, 1 << 20):
+                piece = view[start : min(n, start + (1 << 20))]
+                buf = self._ring.take()
+                buf[: len(piece)] = piece
+                self._ring.give(buf, self._tap(memoryview(buf)[: len(piece)]))
         return n
 
 

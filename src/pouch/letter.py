@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -31,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from . import _canonical
 from ._io import read_full
-from ._pipeline import Worker
+from ._pipeline import BufferRing, Worker
 from .errors import VerificationError
 from .statements import b64, unb64
 
@@ -367,63 +368,123 @@ class LetterReader:
         self.header = LetterHeader.decode(self.header_bytes)
         self.manifest: Manifest | None = None
         self.letter_id: str | None = None
+        self._held: Future[Any] | None = None
 
-    def data(self) -> Iterator[tuple[int, bytes]]:
+    def hold(self, future: Future[Any]) -> None:
+        """Keep the view data() just yielded valid until future is done (a
+        write on a worker); without it, a view is valid until the next one."""
+        self._held = future
+
+    def data(
+        self, hashes: Worker | None = None, ring: BufferRing | None = None
+    ) -> Iterator[tuple[int, memoryview]]:
+        """Yield (part, data) for each data segment once its signature
+        verified; set manifest and letter_id once the final segment did.
+
+        With a worker, each segment is hashed there while the next one is
+        read (decrypted); with a ring, segments are read into reused buffers.
+        """
         key = Ed25519PublicKey.from_public_bytes(self.header.sender)
         header_hash = blake3.blake3(HEADER_LABEL + self.header_bytes).digest()
         letter_id = blake3.blake3(ID_LABEL + self.header_bytes)
         content = blake3.blake3(CONTENT_LABEL)
         parts: list[_PartState] = []
         padding = 0
-        index = 0
-        while True:
-            head = read_full(self._src, SEGMENT_HEAD.size)
-            if len(head) < SEGMENT_HEAD.size:
-                raise LetterError("letter truncated: the final segment is missing")
-            kind, part, length = SEGMENT_HEAD.unpack(head)
-            limit = MAX_MANIFEST if kind == FINAL else SEGMENT_SIZE
-            if kind not in (DATA, PADDING, FINAL) or length > limit:
-                raise LetterError(f"malformed letter: bad segment {index}")
-            data = read_full(self._src, length)
-            signature = read_full(self._src, SIGNATURE_SIZE)
-            if len(signature) < SIGNATURE_SIZE:
-                raise LetterError("letter truncated: the final segment is missing")
-            seg_hash = _segment_hash(head, data)
-            final = kind == FINAL
+        for seg in self._segments(hashes, ring):
+            seg_hash = seg.hash.result() if isinstance(seg.hash, Future) else seg.hash
+            final = seg.kind == FINAL
             try:
-                key.verify(signature, _signed_message(header_hash, index, final, seg_hash))
+                key.verify(seg.signature, _signed_message(header_hash, seg.index, final, seg_hash))
             except InvalidSignature:
                 raise LetterError(
-                    f"segment {index} is not signed by the sender: the letter was altered"
+                    f"segment {seg.index} is not signed by the sender: the letter was altered"
                 ) from None
             letter_id.update(seg_hash)
-            index += 1
             if final:
+                if seg.part != 0:
+                    raise LetterError("malformed letter: bad final segment")
+                self.manifest = _check_manifest(
+                    bytes(seg.data), parts, seg.index, content.hexdigest(), padding
+                )
                 break
             content.update(seg_hash)
-            if kind == PADDING:
-                if part != 0 or data != bytes(length) or not length:
+            length = len(seg.data)
+            if seg.kind == PADDING:
+                if seg.part != 0 or not length or seg.data != _ZEROS[:length]:
                     raise LetterError("malformed letter: bad padding segment")
                 padding += length
+                seg.release(ring, None)
                 continue
             # DATA: parts in order, each part's segments full but its last.
-            if padding or not length or part < len(parts) - 1 or part >= MAX_PARTS:
-                raise LetterError(f"malformed letter: segment {index - 1} out of order")
-            while len(parts) <= part:
+            if padding or not length or seg.part < len(parts) - 1 or seg.part >= MAX_PARTS:
+                raise LetterError(f"malformed letter: segment {seg.index} out of order")
+            while len(parts) <= seg.part:
                 parts.append(_PartState())
-            state = parts[part]
+            state = parts[seg.part]
             if not state.last_full:
-                raise LetterError(f"malformed letter: segment {index - 1} follows a short one")
+                raise LetterError(f"malformed letter: segment {seg.index} follows a short one")
             state.size += length
             state.hash.update(seg_hash)
             state.last_full = length == SEGMENT_SIZE
-            yield part, data
-        if part != 0:
-            raise LetterError("malformed letter: bad final segment")
-        self.manifest = _check_manifest(data, parts, index - 1, content.hexdigest(), padding)
+            self._held = None
+            yield seg.part, seg.data
+            seg.release(ring, self._held)
         if self._src.read(1):
             raise LetterError("malformed letter: data after the final segment")
         self.letter_id = letter_id.hexdigest()
+
+    def _segments(self, hashes: Worker | None, ring: BufferRing | None) -> Iterator[_Segment]:
+        """Read segments, each hashed (on the worker) while the consumer
+        verifies and writes the one before: one segment of lookahead."""
+        ahead: _Segment | None = None
+        index = 0
+        while True:
+            seg = self._read_segment(index, hashes, ring)
+            if ahead is not None:
+                yield ahead
+            ahead = seg
+            index += 1
+            if seg.kind == FINAL:
+                yield seg
+                return
+
+    def _read_segment(self, index: int, hashes: Worker | None, ring: BufferRing | None) -> _Segment:
+        head = read_full(self._src, SEGMENT_HEAD.size)
+        if len(head) < SEGMENT_HEAD.size:
+            raise LetterError("letter truncated: the final segment is missing")
+        kind, part, length = SEGMENT_HEAD.unpack(head)
+        limit = MAX_MANIFEST if kind == FINAL else SEGMENT_SIZE
+        if kind not in (DATA, PADDING, FINAL) or length > limit:
+            raise LetterError(f"malformed letter: bad segment {index}")
+        buf = ring.take() if ring is not None and kind != FINAL else bytearray(length)
+        data = memoryview(buf)[:length]
+        signature = (
+            read_full(self._src, SIGNATURE_SIZE) if _read_into(self._src, data) == length else b""
+        )
+        if len(signature) < SIGNATURE_SIZE:
+            raise LetterError("letter truncated: the final segment is missing")
+        digest: Future[bytes] | bytes = (
+            hashes.submit(_segment_hash, head, data) if hashes else _segment_hash(head, data)
+        )
+        return _Segment(index, kind, part, data, signature, digest, buf)
+
+
+_ZEROS = bytes(SEGMENT_SIZE)
+
+
+@dataclass
+class _Segment:
+    index: int
+    kind: int
+    part: int
+    data: memoryview
+    signature: bytes
+    hash: Future[bytes] | bytes
+    buf: bytearray
+
+    def release(self, ring: BufferRing | None, holder: Future[Any] | None) -> None:
+        if ring is not None:
+            ring.give(self.buf, holder)
 
 
 def _check_manifest(

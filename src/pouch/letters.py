@@ -22,11 +22,12 @@ from typing import BinaryIO
 import blake3
 
 from . import age, container
-from ._pipeline import Worker
+from ._pipeline import BufferRing, Worker
 from .age._format import parse_header
 from .errors import PouchError, UsageError
 from .identity import Card, Identity, fingerprint, rfc3339
 from .letter import (
+    SEGMENT_SIZE,
     LetterError,
     LetterHeader,
     LetterReader,
@@ -72,17 +73,18 @@ def choose_kem(recipients: Sequence[Card], want: str | None) -> str:
 
 
 class _Output:
-    """The age ciphertext's way out: batched (about 1 MiB), then written and
-    hashed (the envelope id) in order on the output worker."""
+    """The age ciphertext's way out, in batches of about 1 MiB: written on
+    one worker and hashed (the envelope id) on another, each in order."""
 
-    def __init__(self, dst: BinaryIO, worker: Worker) -> None:
+    def __init__(self, dst: BinaryIO, writer: Worker, hasher: Worker) -> None:
         self._dst = dst
         try:
             self._fd: int | None = dst.fileno()
             dst.flush()
         except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
             self._fd = None
-        self._worker = worker
+        self._writer = writer
+        self._hasher = hasher
         self._hash = blake3.blake3()
         self._batch: list[bytes] = []
         self._batched = 0
@@ -90,7 +92,7 @@ class _Output:
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         # encrypt() returns fresh bytes; anything else is copied, because
-        # the caller may reuse its buffer before the worker gets to it.
+        # the caller may reuse its buffer before the workers get to it.
         self._batch.append(data if isinstance(data, bytes) else bytes(data))
         self._batched += len(data)
         self.length += len(data)
@@ -101,28 +103,33 @@ class _Output:
     def _flush(self) -> None:
         batch, self._batch, self._batched = self._batch, [], 0
         if batch:
-            self._worker.submit(self._write_and_hash, batch)
+            self._writer.submit(self._write, batch)
+            self._hasher.submit(_update, self._hash, batch)
 
-    def _write_and_hash(self, batch: list[bytes]) -> None:
-        if self._fd is not None:
-            views = [memoryview(b) for b in batch]
-            while views:
-                n = os.writev(self._fd, views)
-                while views and n >= len(views[0]):
-                    n -= len(views.pop(0))
-                if views and n:
-                    views[0] = views[0][n:]
-        else:
+    def _write(self, batch: list[bytes]) -> None:
+        if self._fd is None:
             for piece in batch:
                 self._dst.write(piece)
-        for piece in batch:
-            self._hash.update(piece)
+            return
+        views = [memoryview(b) for b in batch]
+        while views:
+            n = os.writev(self._fd, views)
+            while views and n >= len(views[0]):
+                n -= len(views.pop(0))
+            if views and n:
+                views[0] = views[0][n:]
 
     def close(self) -> str:
         """Write what is left; the envelope id."""
         self._flush()
-        self._worker.finish()
+        self._writer.finish()
+        self._hasher.finish()
         return self._hash.hexdigest()
+
+
+def _update(h: blake3.blake3, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        h.update(piece)
 
 
 def _decoys(count: int, kem: str, rand: Rand) -> list[age.Recipient]:
@@ -196,10 +203,10 @@ def seal(
         decoys=decoys,
         envelope=envelope_binding(enc.header, enc.nonce),
     )
-    # This thread encrypts (pyca holds the GIL); one worker hashes segments,
-    # another writes and hashes the ciphertext (both release it).
-    with Worker("hash") as hashes, Worker("out") as out:
-        output = _Output(dst, out)
+    # This thread encrypts (pyca holds the GIL); workers hash the segments,
+    # write the ciphertext and hash it (all three release the GIL).
+    with Worker("hash") as hashes, Worker("out") as out, Worker("envelope") as tapped:
+        output = _Output(dst, out, tapped)
         with enc.writer(output) as w:  # type: ignore[arg-type]
             letter = LetterWriter(w.write, header, identity.signing, hashes)
             letter.add_part(body)
@@ -257,9 +264,9 @@ def open_letter(
     c = container.load(source)
     # The envelope id is hashed, and the parts written, on two workers while
     # this thread decrypts and verifies.
-    with Worker("hash") as hashes, Worker("out") as out:
+    with Worker("envelope") as tapped, Worker("hash") as hashes, Worker("out") as out:
         envelope = blake3.blake3()
-        stream = c.age_stream(tap=lambda block: hashes.submit(envelope.update, block))
+        stream = c.age_stream(tap=lambda block: tapped.submit(envelope.update, block))
         d = age.Decryptor(stream, [identity.pq, identity.x25519])
         reader = LetterReader(io.BufferedReader(d.reader(), buffer_size=1 << 20))
         header = reader.header
@@ -274,13 +281,13 @@ def open_letter(
                 "do not trust it; ask the sender for the original",
             )
         outputs: dict[int, BinaryIO | None] = {}
-        for part, data in reader.data():
+        for part, data in reader.data(hashes, BufferRing(10, SEGMENT_SIZE)):
             if part not in outputs:
                 outputs[part] = sink(part)
             target = outputs[part]
             if target is not None:
-                out.submit(target.write, data)
-        hashes.finish()
+                reader.hold(out.submit(target.write, data))
+        tapped.finish()
         envelope_id = envelope.hexdigest()
     assert reader.manifest is not None and reader.letter_id is not None
     stanzas = parse_header(io.BytesIO(d.header)).stanzas

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from .._io import PieceReader, read_full
+from .._io import PieceReader
 from ..errors import PayloadError
 
 NONCE_SIZE = 16
@@ -158,17 +158,71 @@ class DecryptingReader(PieceReader):
         self._src = src
         self._counter = 0
         self._lookahead = b""
+        self._chunk = bytearray(ENC_CHUNK_SIZE)
 
-    def _next(self) -> bytes:
-        data = self._lookahead + read_full(self._src, ENC_CHUNK_SIZE - len(self._lookahead))
+    def _read_chunk(self) -> tuple[memoryview, bool]:
+        """The next sealed chunk (in a reused buffer) and whether it is the
+        last one."""
+        view = memoryview(self._chunk)
+        have = len(self._lookahead)
+        view[:have] = self._lookahead
+        while have < ENC_CHUNK_SIZE:
+            n = self._src.readinto(view[have:])  # type: ignore[attr-defined]
+            if not n:
+                break
+            have += n
         # One byte past a full chunk tells whether it is the last one.
-        self._lookahead = self._src.read(1) if len(data) == ENC_CHUNK_SIZE else b""
-        last = not self._lookahead
-        if not data:
+        self._lookahead = self._src.read(1) if have == ENC_CHUNK_SIZE else b""
+        if not have:
             # Only reachable before the first chunk: later ends of file are
             # seen by the lookahead, and end the stream at a final chunk.
             raise PayloadError(TRUNCATED)
-        plain, self._error = open_chunk(self._aead, self._counter, data, last)
+        return view[:have], not self._lookahead
+
+    def _next(self) -> bytes:
+        data, last = self._read_chunk()
+        plain, self._error = open_chunk(self._aead, self._counter, bytes(data), last)
+        self._counter += 1
+        self._done = last
+        return plain
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        # Fast path for large reads: decrypt straight into the caller's
+        # buffer. Anything unusual (a short read, a failure to report) takes
+        # the general path, which names the problem.
+        if self._piece or self._error is not None or self._done or len(b) < CHUNK_SIZE:
+            return super().readinto(b)
+        try:
+            data, last = self._read_chunk()
+        except PayloadError as e:
+            self._error = e
+            raise
+        plain_len = len(data) - TAG_SIZE
+        if plain_len < (1 if self._counter else 0):
+            plain = self._slow(data, last)
+            n = min(len(b), len(plain))
+            b[:n] = plain[:n]
+            self._piece = memoryview(plain)[n:]
+            return n
+        try:
+            nonce = chunk_nonce(self._counter, last)
+            self._aead.decrypt_into(nonce, data, None, memoryview(b)[:plain_len])
+        except InvalidTag:
+            plain = self._slow(data, last)
+            n = min(len(b), len(plain))
+            b[:n] = plain[:n]
+            self._piece = memoryview(plain)[n:]
+            return n
+        self._counter += 1
+        self._done = last
+        return plain_len
+
+    def _slow(self, data: memoryview, last: bool) -> bytes:
+        try:
+            plain, self._error = open_chunk(self._aead, self._counter, bytes(data), last)
+        except PayloadError as e:
+            self._error = e
+            raise
         self._counter += 1
         self._done = last
         return plain

@@ -1,0 +1,152 @@
+"""pouch seal and pouch open against age -e and age -d, side by side.
+
+    make bench                  # part of it; BENCH_MIB, BENCH_RUNS as for bench_age
+
+A letter with a short body and a BENCH_MIB random attachment is sealed from
+one home to another and opened into a folder; the stock age encrypts and
+decrypts the same file to an X25519 key in the same rounds. pouch also
+hashes and signs every MiB, and hashes the whole ciphertext (the envelope
+id). The homes have no passphrase: unlocking has its own budget, measured
+apart (scrypt at logN 18). Also measured: `pouch open` of a 2 KB letter,
+and peak RSS while sealing and opening a 3 GiB sparse attachment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+from pathlib import Path
+
+from common import (
+    POUCH,
+    SIZE_MIB,
+    SMALL_RUNS,
+    age_cli,
+    bench_dir,
+    describe,
+    interleaved,
+    measure,
+    random_file,
+    ratio_table,
+)
+
+SPARSE_GIB = int(os.environ.get("BENCH_SPARSE_GIB", "3"))
+
+
+def pouch(*args: str | Path, env: dict[str, str] | None = None) -> None:
+    subprocess.run(
+        [POUCH, *map(str, args)], check=True, capture_output=True, env={**os.environ, **(env or {})}
+    )
+
+
+def main() -> None:
+    age, age_version = age_cli()
+    work = bench_dir()
+    try:
+        run(work, age, age_version)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(work: Path, age: str, age_version: str) -> None:
+    sender, receiver = work / "sender", work / "receiver"
+    for home, name in ((sender, "Sender"), (receiver, "Receiver")):
+        pouch("init", "--name", name, "--no-passphrase", "--home", home)
+        pouch("card", "-o", work / f"{name}.card", "--home", home)
+    pouch("contacts", "add", work / "Receiver.card", "--verified", "--home", sender)
+    pouch("contacts", "add", work / "Sender.card", "--verified", "--home", receiver)
+    key = work / "age.key"
+    subprocess.run(["age-keygen", "-o", key], check=True, capture_output=True)
+    recipient = subprocess.run(
+        ["age-keygen", "-y", key], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+    body = work / "body.txt"
+    body.write_text("The annex is attached.\n")
+    plain = work / "annex.bin"
+    random_file(plain, SIZE_MIB)
+    sealed_age, sealed_pouch = work / "annex.age", work / "annex.pouch"
+    subprocess.run([age, "-r", recipient, "-o", sealed_age, plain], check=True)
+    pouch("seal", "-t", "Receiver", "-A", plain, "-o", sealed_pouch, body, "--home", sender)
+    out, folder = work / "out", work / "inbox"
+    folder.mkdir()
+
+    def clear() -> None:
+        out.unlink(missing_ok=True)
+        for f in folder.iterdir():
+            f.unlink()
+
+    seal: list[str | Path] = [POUCH, "seal", "-t", "Receiver", "-A", plain, "-o", out, body]
+    seal += ["--home", sender]
+    results = {
+        "seal": interleaved(
+            {"age": [age, "-r", recipient, "-o", out, plain], "pouch seal": seal},
+            clear,
+            "seal",
+        ),
+        "open": interleaved(
+            {
+                "age": [age, "-d", "-i", key, "-o", out, sealed_age],
+                "pouch open": [POUCH, "open", sealed_pouch, "-o", folder, "--home", receiver],
+            },
+            clear,
+            "open",
+        ),
+    }
+    subprocess.run(["cmp", "-s", folder / "annex.bin", plain], check=True)
+
+    # a 2 KB letter
+    small = work / "small.pouch"
+    pouch("seal", "-t", "Receiver", "-o", small, body, "--home", sender)
+    small_open = [
+        measure([POUCH, "open", str(small), "--home", str(receiver)], warm=False).seconds
+        for _ in range(SMALL_RUNS)
+    ]
+
+    # unlocking: the same command with and without a passphrase-protected key
+    locked = work / "locked"
+    env = {"POUCH_PASSPHRASE": "a passphrase for the bench"}
+    pouch("init", "--name", "Locked", "--home", locked, env=env)
+    with_lock = [
+        measure([POUCH, "key", "export", "--age", "--home", str(locked)], env, warm=False).seconds
+        for _ in range(5)
+    ]
+    without = [
+        measure([POUCH, "key", "export", "--age", "--home", str(receiver)], warm=False).seconds
+        for _ in range(5)
+    ]
+
+    # a sparse attachment: memory stays flat whatever the size
+    sparse = work / "sparse.bin"
+    with open(sparse, "wb") as f:
+        f.truncate(SPARSE_GIB << 30)
+    big = work / "sparse.pouch"
+    seal_sparse = measure([POUCH, "seal", "-t", "Receiver", "-A", str(sparse), "-o", str(big),
+                           str(body), "--home", str(sender)], warm=False)  # fmt: skip
+    sparse.unlink()
+    clear()
+    open_sparse = measure(
+        [POUCH, "open", str(big), "-o", str(folder), "--home", str(receiver)], warm=False
+    )
+
+    print()
+    print(describe(work, age_version))
+    print()
+    print(ratio_table(results))
+    print()
+    print("| measure | figure |")
+    print("|---|---:|")
+    small_ms = statistics.median(small_open) * 1000
+    print(f"| `pouch open` of a 2 KB letter, median wall | {small_ms:.0f} ms |")
+    unlock = statistics.median(with_lock) - statistics.median(without)
+    print(f"| unlocking a passphrase-protected identity (scrypt 2^18) | {unlock * 1000:.0f} ms |")
+    print(f"| sealing a {SPARSE_GIB} GiB sparse attachment: wall, peak RSS | "
+          f"{seal_sparse.seconds:.1f} s, {seal_sparse.largest_kib / 1024:.1f} MiB |")  # fmt: skip
+    print(f"| opening it into a folder: wall, peak RSS | "
+          f"{open_sparse.seconds:.1f} s, {open_sparse.largest_kib / 1024:.1f} MiB |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
