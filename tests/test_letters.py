@@ -11,9 +11,9 @@ import pytest
 from pouch import age, container, letters
 from pouch.age._format import parse_header
 from pouch.age._stream import EncryptingWriter, payload_aead
-from pouch.errors import PouchError
+from pouch.errors import LetterError, NotAddressedError, PouchError
 from pouch.identity import Identity
-from pouch.letter import LetterError, padme
+from pouch.letter import padme
 
 from .vectors.generate import stream_rand, vector_identity
 
@@ -267,7 +267,7 @@ def test_a_letter_not_naming_you_is_refused() -> None:
     out = io.BytesIO()
     age.encrypt(io.BytesIO(plain), out, [POMPEO.pq.recipient])
     forwarded = container.header(len(out.getvalue())) + out.getvalue()
-    with pytest.raises(letters.NotAddressedError, match="not addressed to you"):
+    with pytest.raises(NotAddressedError, match="not addressed to you"):
         open_(POMPEO, forwarded)
 
 

@@ -32,7 +32,7 @@ import blake3
 from ._io import read_full
 from ._pipeline import BufferRing
 from .age import armor as _armor
-from .errors import FileError, PouchError
+from .errors import ContainerError, FileError
 
 MAGIC = b"\x89POUCH\r\n"  # \x89 and CRLF catch 7-bit and text-mode mangling
 VERSION = 1
@@ -43,12 +43,6 @@ ARMOR_LABEL = "POUCH CONTAINER"
 # A record holds a statement or two; larger is damage or an attack.
 MAX_RECORD = 1 << 20
 AGE_INTRO = b"age-encryption.org/"
-
-
-class ContainerError(PouchError):
-    """Not a pouch container, or a damaged one."""
-
-    exit_code = 5
 
 
 @dataclass(frozen=True)

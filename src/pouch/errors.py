@@ -16,12 +16,15 @@ from __future__ import annotations
 
 __all__ = [
     "ArmorError",
+    "ContainerError",
     "DecryptionError",
     "FileError",
     "HeaderError",
     "HeaderMacError",
     "KeyFormatError",
+    "LetterError",
     "NoIdentityMatchError",
+    "NotAddressedError",
     "PayloadError",
     "PouchError",
     "RefusedError",
@@ -115,3 +118,20 @@ class VerificationError(PouchError):
 class StatementError(VerificationError):
     """A signed statement (card, credential...) is malformed or not signed
     exactly as it requires."""
+
+
+class LetterError(VerificationError):
+    """The letter inside the envelope is malformed or its signatures fail."""
+
+
+class NotAddressedError(PouchError):
+    """The letter does not name this identity among its recipients: it was
+    forwarded (re-encrypted to someone it was not written to)."""
+
+    exit_code = 12
+
+
+class ContainerError(PouchError):
+    """Not a pouch container, or a damaged one."""
+
+    exit_code = 5

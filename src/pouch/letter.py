@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from . import _canonical
 from ._io import read_full
 from ._pipeline import BufferRing, Worker
-from .errors import VerificationError
+from .errors import LetterError, VerificationError
 from .statements import b64, unb64
 
 VERSION = 1
@@ -62,10 +62,6 @@ MAX_PARTS = 10000
 MAX_SUBJECT = 1000
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
-
-
-class LetterError(VerificationError):
-    """The letter inside the envelope is malformed or its signatures fail."""
 
 
 def envelope_binding(age_header: bytes, nonce: bytes) -> bytes:

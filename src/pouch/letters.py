@@ -24,11 +24,10 @@ import blake3
 from . import age, container
 from ._pipeline import BufferRing, Worker
 from .age._format import parse_header
-from .errors import PouchError, UsageError
+from .errors import LetterError, NotAddressedError, UsageError
 from .identity import Card, Identity, fingerprint, rfc3339
 from .letter import (
     SEGMENT_SIZE,
-    LetterError,
     LetterHeader,
     LetterReader,
     LetterWriter,
@@ -38,12 +37,6 @@ from .letter import (
 
 Rand = Callable[[int], bytes]
 PQ, CLASSIC = "mlkem768x25519", "x25519"
-
-
-class NotAddressedError(PouchError):
-    """The letter does not name this identity among its recipients."""
-
-    exit_code = 12
 
 
 @dataclass(frozen=True)
