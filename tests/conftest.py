@@ -28,6 +28,7 @@ def run(
     input: bytes | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    preexec: Callable[[], None] | None = None,
 ) -> Result:
     full_env = {k: v for k, v in os.environ.items() if k != "POUCH_PASSPHRASE"}
     full_env.update(env or {})
@@ -38,6 +39,7 @@ def run(
         env=full_env,
         cwd=cwd,
         timeout=300,
+        preexec_fn=preexec,
     )
     return Result(p.returncode, p.stdout, p.stderr.decode(errors="replace"))
 

@@ -208,3 +208,21 @@ def test_the_exported_age_key_opens_what_is_sealed_to_the_card(
     pq_key.chmod(0o600)
     sealed = pouch("age", "-r", str(card.pq), input=b"letter").out
     assert pouch("age", "-d", "-i", pq_key, input=sealed).out == b"letter"
+
+
+@pytest.mark.parametrize("name", ["Kim\u202eJong", "Kim\x1b[1A", "Kim\u2028", "Kim\x9b31m", " Kim"])
+def test_names_that_could_disguise_themselves_are_refused(name: str) -> None:
+    from pouch.errors import KeyFormatError
+    from pouch.identity import check_name
+
+    with pytest.raises(KeyFormatError):
+        check_name(name)
+
+
+def test_a_card_with_a_non_string_key_is_refused() -> None:
+    kim = _identity("Kim Jong-un")
+    payload = json.loads(statements.unb64(json.loads(kim.card().encode())["payload"], "p"))
+    payload["age"]["x25519"] = 7
+    forged = statements.sign("card", payload, [("k", kim.signing)])
+    with pytest.raises(StatementError, match="bad age recipients"):
+        Card.from_bytes(forged.encode())

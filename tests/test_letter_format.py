@@ -9,26 +9,33 @@ from hypothesis import strategies as st
 
 from pouch import container
 from pouch.errors import PouchError
+from pouch.identity import fingerprint
 from pouch.letter import PREAMBLE, LetterHeader, LetterReader
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KEY = st.binary(min_size=32, max_size=32)
 HEX64 = st.text("0123456789abcdef", min_size=64, max_size=64)
 
-HEADERS = st.builds(
-    LetterHeader,
-    sender=KEY,
-    recipients=st.lists(KEY, min_size=1, max_size=4, unique=True).map(tuple),
-    date=st.just("2019-01-14T21:00:00Z"),
-    subject=st.text(max_size=50),
-    in_reply_to=st.none() | HEX64,
-    stream=st.text("0123456789abcdef", min_size=32, max_size=32),
-    seq=st.dictionaries(HEX64, st.integers(1, 2**40), max_size=3),
-    kem=st.sampled_from(["mlkem768x25519", "x25519"]),
-    padding=st.booleans(),
-    decoys=st.integers(0, 10),
-    envelope=KEY,
-)
+
+@st.composite
+def headers(draw: st.DrawFn) -> LetterHeader:
+    recipients = tuple(draw(st.lists(KEY, min_size=1, max_size=4, unique=True)))
+    return LetterHeader(
+        sender=draw(KEY),
+        recipients=recipients,
+        date=draw(st.sampled_from(["2019-01-14T21:00:00Z", "2018-05-24T09:00:00Z"])),
+        subject=draw(st.text(max_size=50)),
+        in_reply_to=draw(st.none() | HEX64),
+        stream=draw(st.text("0123456789abcdef", min_size=32, max_size=32)),
+        seq={fingerprint(r): draw(st.integers(1, 2**40)) for r in recipients},
+        kem=draw(st.sampled_from(["mlkem768x25519", "x25519"])),
+        padding=draw(st.booleans()),
+        decoys=draw(st.integers(0, 10)),
+        envelope=draw(KEY),
+    )
+
+
+HEADERS = headers()
 
 
 @SETTINGS
@@ -76,11 +83,12 @@ def test_container_records_round_trip_and_a_torn_tail_is_ignored(
     data = container.header(len(age_bytes)) + age_bytes
     data += b"".join(container.encode_record(r) for r in records)
     c = container.parse(io.BytesIO(data))
-    assert (c.records, c.torn, c.age_length) == (records, False, len(age_bytes))
+    assert [c.read_record(r) for r in c.records] == records
+    assert (c.torn, c.age_length) == (False, len(age_bytes))
     full = container.encode_record(container.Record(1, torn))
     for cut in range(1, len(full)):
         c = container.parse(io.BytesIO(data + full[:cut]))
-        assert c.records == records and c.torn
+        assert [c.read_record(r) for r in c.records] == records and c.torn
 
 
 @SETTINGS
@@ -91,3 +99,16 @@ def test_container_parser_raises_only_pouch_errors(data: bytes) -> None:
             container.parse(io.BytesIO(prefix + data))
         except PouchError:
             pass
+
+
+def test_a_complete_oversized_record_is_damage_not_a_tear() -> None:
+    big = container.encode_record(container.Record(1, bytes(container.MAX_RECORD + 1)))
+    data = container.header(3) + b"age" + big
+    try:
+        container.parse(io.BytesIO(data))
+    except PouchError as e:
+        assert "too large" in e.message
+    else:
+        raise AssertionError("an oversized record was accepted")
+    # cut short, the same record is a torn append
+    assert container.parse(io.BytesIO(data[:-1])).torn

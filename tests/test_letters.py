@@ -298,3 +298,73 @@ def test_stanzas_must_match_what_the_letter_declares() -> None:
     data = container.header(len(out.getvalue())) + out.getvalue()
     with pytest.raises(LetterError, match="stanzas do not match"):
         open_(KIM, data)
+
+
+def _handmade(
+    header_changes: dict[str, object], pad_bytes: int = 0, parts: int = 1, body: bytes = b"body"
+) -> bytes:
+    """A letter written by a sender who breaks the rules on purpose."""
+    from dataclasses import replace
+
+    from pouch.letter import PADDING, LetterHeader, LetterWriter, envelope_binding
+
+    enc = age.Encryptor([KIM.x25519.recipient])
+    header = LetterHeader(
+        sender=TRUMP.signing_key,
+        recipients=(KIM.signing_key,),
+        date="2018-05-24T09:00:00Z",
+        subject="",
+        in_reply_to=None,
+        stream="5" * 32,
+        seq={KIM.fingerprint: 1},
+        kem="x25519",
+        padding=False,
+        decoys=0,
+        envelope=envelope_binding(enc.header, enc.nonce),
+    )
+    header = replace(header, **header_changes)  # type: ignore[arg-type]
+    out = io.BytesIO()
+    with enc.writer(out) as w:
+        lw = LetterWriter(w.write, header, TRUMP.signing)
+        lw.add_part(io.BytesIO(body))
+        for i in range(parts - 1):
+            lw.add_part(io.BytesIO(b""), f"f{i}")
+        for _ in range(pad_bytes and 1):
+            lw._segment(PADDING, 0, bytes(pad_bytes))
+            lw._padding = pad_bytes
+        lw.close()
+    return container.header(len(out.getvalue())) + out.getvalue()
+
+
+def test_the_padding_must_follow_the_header() -> None:
+    assert open_(KIM, _handmade({}))[1] == {0: b"body"}
+    with pytest.raises(LetterError, match="padding does not match the header"):
+        open_(KIM, _handmade({}, pad_bytes=10))  # "none", yet padded
+    with pytest.raises(LetterError, match="padding does not match the header"):
+        open_(KIM, _handmade({"padding": True}, body=bytes(1000)))  # "padme", yet not padded
+
+
+def test_sequence_numbers_must_name_the_recipients() -> None:
+    with pytest.raises(LetterError, match="bad sequence block"):
+        open_(KIM, _handmade({"seq": {POMPEO.fingerprint: 1}}))
+    with pytest.raises(LetterError, match="bad sequence block"):
+        open_(KIM, _handmade({"seq": {KIM.fingerprint: True}}))
+
+
+def test_the_date_must_be_rfc3339() -> None:
+    with pytest.raises(LetterError, match="bad date"):
+        open_(KIM, _handmade({"date": "\x1b[1A2018-05-24T0"}))
+
+
+def test_too_many_parts_are_refused() -> None:
+    from pouch.letter import MAX_PARTS
+
+    assert open_(KIM, _handmade({}, parts=MAX_PARTS))[0].manifest.parts[-1].name == "f998"
+    with pytest.raises(LetterError, match="malformed manifest"):
+        open_(KIM, _handmade({}, parts=MAX_PARTS + 1))
+
+
+def test_attachment_names_are_capped_in_bytes() -> None:
+    name = letters.sanitize_name("\U0001f4dc" * 200 + ".txt", 1)
+    assert len(name.encode()) <= 200 and name.startswith("\U0001f4dc")
+    assert letters.sanitize_name("a\u202eb\x1b", 2) == "a_b_"

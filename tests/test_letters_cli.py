@@ -13,6 +13,7 @@ import pytest
 from pouch import container, letters
 from pouch.identity import Card
 
+from .conftest import POUCH as POUCH_BIN
 from .conftest import pouch, run
 from .test_letters import _envelope, _segments, _split
 
@@ -243,3 +244,63 @@ def test_trailer_records_and_a_torn_append(desks: dict[str, Path], tmp_path: Pat
     data[-24 - 4 - 3] ^= 1
     sealed.write_bytes(bytes(data))
     assert pouch("inspect", sealed).code == 5
+
+
+def test_what_a_sender_controls_cannot_rewrite_the_terminal(tmp_path: Path) -> None:
+    from .vectors.generate import vector_identity
+
+    sender, kim = vector_identity("Sender"), vector_identity("Kim Jong-un")
+    dst = io.BytesIO()
+    fake = "\x1b[1A\x1b[2KFrom:        Donald J. Trump  (verified)"
+    letters.seal(sender, [kim.card()], io.BytesIO(b"hi\x1b]0;owned\x07"), dst, stream="1" * 32,
+                 seq={kim.fingerprint: 1}, subject=fake,
+                 attachments=[("a\u202etxt.exe", io.BytesIO(b"x"))])  # fmt: skip
+    sealed = tmp_path / "l.pouch"
+    sealed.write_bytes(dst.getvalue())
+    home = tmp_path / "kim"
+    _install(home, kim)
+    r = pouch("open", sealed, "--home", home)
+    assert r.code == 0
+    assert "\x1b" not in r.err and "\u202e" not in r.err
+    assert "Subject:     \\x1b[1A\\x1b[2KFrom:" in r.err
+    assert "WARNING: the sender is not one of your contacts" in r.err
+    assert r.out == b"hi\x1b]0;owned\x07"  # not a terminal: the exact bytes
+
+
+def test_publishing_is_all_or_nothing(desks: dict[str, Path], tmp_path: Path) -> None:
+    annex = tmp_path / "annex.bin"
+    annex.write_bytes(b"annex")
+    sealed = tmp_path / "l.pouch"
+    pouch("seal", "-t", "Kim Jong-un", "-A", annex, "-o", sealed, "--home", desks["trump"],
+          input=LETTER)  # fmt: skip
+    folder = tmp_path / "inbox"
+    (folder / "annex.bin").mkdir(parents=True)  # in the way, and not a file
+    for force in ([], ["--force"]):
+        r = pouch("open", sealed, "-o", folder, *force, "--home", desks["kim"])
+        assert r.code == 10 and "is not a file: nothing was written" in r.err
+        assert [p.name for p in folder.iterdir()] == ["annex.bin"]
+
+
+def _small_files() -> None:
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+
+def test_a_full_disk_is_a_file_error(desks: dict[str, Path], tmp_path: Path) -> None:
+    annex = tmp_path / "annex.bin"
+    annex.write_bytes(os.urandom(3 << 20))
+    args = ["seal", "-t", "Kim Jong-un", "-A", annex, "-o", tmp_path / "l.pouch"]
+    r = run([str(a) for a in [POUCH_BIN, *args, "--home", desks["trump"]]], input=LETTER,
+            preexec=_small_files)  # fmt: skip
+    assert r.code == 9 and r.err.startswith("error: I/O error: File too large"), r.err
+    assert not (tmp_path / "l.pouch").exists()
+    pouch(*args, "--home", desks["trump"], input=LETTER)
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    r = run([str(POUCH_BIN), "open", str(tmp_path / "l.pouch"), "-o", str(folder), "--home",
+             str(desks["kim"])], preexec=_small_files)  # fmt: skip
+    assert r.code == 9 and "File too large" in r.err, r.err
+    assert list(folder.iterdir()) == []

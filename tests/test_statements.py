@@ -142,3 +142,12 @@ def test_malformed_envelopes(mutate) -> None:  # type: ignore[no-untyped-def]
     doc = mutate(json.loads(env.encode()))
     with pytest.raises(StatementError, match="malformed statement"):
         statements.decode(_canonical.dumps(doc))
+
+
+def test_huge_integers_and_booleans_for_versions_are_refused() -> None:
+    with pytest.raises(_canonical.CanonicalError):
+        _canonical.loads(b'{"v":' + b"9" * 5000 + b"}")
+    payload = {**_payload(), "v": True}
+    env = statements.sign("note", payload, [("a", ALICE), ("b", BOB)])
+    with pytest.raises(StatementError, match="version"):
+        statements.verify(env, "note", 1, _signers)

@@ -25,6 +25,11 @@ class CanonicalError(PouchError):
     exit_code = 5
 
 
+def is_int(x: object) -> bool:
+    """An integer, not a boolean (in Python, True == 1)."""
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
 def dumps(obj: Any) -> bytes:
     _check_ints(obj)
     return json.dumps(
@@ -81,8 +86,10 @@ def loads(data: bytes) -> Any:
         )
     except UnicodeDecodeError:
         raise CanonicalError("not UTF-8") from None
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise CanonicalError(f"not JSON: {e}") from None
+    except (ValueError, RecursionError) as e:
+        # JSONDecodeError is a ValueError; so is Python's limit on the
+        # digits of an integer.
+        raise CanonicalError(f"not JSON: {str(e)[:100]}") from None
     try:
         canonical = dumps(obj)
     except ValueError as e:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from .errors import FileError
+
 T = TypeVar("T")
 
 
@@ -31,7 +33,7 @@ class Worker:
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         while self._pending and (len(self._pending) >= self._depth or self._pending[0].done()):
             self._pending.popleft().result()  # raises the task's error, if any
-        future = self._pool.submit(fn, *args)
+        future = self._pool.submit(_io_errors, fn, *args)
         self._pending.append(future)
         return future
 
@@ -52,6 +54,17 @@ class Worker:
                 self.finish()
         finally:
             self._pool.shutdown(wait=True)
+
+
+def _io_errors(fn: Callable[..., T], *args: Any) -> T:
+    # A full disk met by a worker's write is the user's problem to act on,
+    # not a bug: the same FileError the main thread would raise.
+    try:
+        return fn(*args)
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise FileError(f"I/O error: {e.strerror}") from None
 
 
 class BufferRing:

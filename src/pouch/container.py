@@ -1,6 +1,6 @@
 """The .pouch container: what a courier carries (SPEC.md section 4).
 
-    container = header(16) || age ciphertext || trailer
+    container = header (20 bytes) || age ciphertext || trailer
     header    = magic(8) || version(1) || flags(1) = 0 || reserved(2) = 0
                 || uint64 length of the age ciphertext
     trailer   = record*
@@ -47,8 +47,24 @@ AGE_INTRO = b"age-encryption.org/"
 
 @dataclass(frozen=True)
 class Record:
+    """A record to append."""
+
     type: int
     body: bytes
+
+
+@dataclass(frozen=True)
+class RecordRef:
+    """A record found in a trailer: where its body lies (bodies are read on
+    demand, so that a long trailer costs no memory)."""
+
+    type: int
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length + CRC.size
 
 
 def envelope_id(ciphertext_hash: blake3.blake3) -> str:
@@ -76,7 +92,7 @@ class Container:
     src: BinaryIO
     age_offset: int
     age_length: int
-    records: list[Record]
+    records: list[RecordRef]
     torn: bool  # a torn last record was found and ignored
     bare: bool  # a bare age file, no container around it
 
@@ -90,6 +106,15 @@ class Container:
         self.src.seek(self.age_offset)
         window = _Window(self.src, self.age_length, tap)
         return cast(BinaryIO, io.BufferedReader(window, buffer_size=1 << 20))
+
+    @property
+    def trailer_end(self) -> int:
+        """Where the last good record ends (a torn one starts there)."""
+        return self.records[-1].end if self.records else self.age_offset + self.age_length
+
+    def read_record(self, ref: RecordRef) -> Record:
+        self.src.seek(ref.offset)
+        return Record(ref.type, read_full(self.src, ref.length))
 
     def envelope_id(self) -> str:
         h = blake3.blake3()
@@ -154,30 +179,36 @@ def parse(src: BinaryIO) -> Container:
     return Container(src, HEADER.size, age_length, records, torn, False)
 
 
-def _read_records(src: BinaryIO, pos: int, size: int) -> tuple[list[Record], bool]:
+def _read_records(src: BinaryIO, pos: int, size: int) -> tuple[list[RecordRef], bool]:
+    """Every record's place, each checked against its CRC, in constant
+    memory. A last record that runs past the end, or is complete by its
+    length but fails its CRC, is torn; a bad record with more after it, or
+    one too large, is damage."""
     src.seek(pos)
-    records: list[Record] = []
+    records: list[RecordRef] = []
     while pos < size:
         head = read_full(src, RECORD_HEAD.size)
         if len(head) < RECORD_HEAD.size:
             return records, True  # torn in the length prefix
         length, rtype = RECORD_HEAD.unpack(head)
         end = pos + RECORD_HEAD.size + length + CRC.size
-        if length > MAX_RECORD:
-            if end >= size:
-                return records, True
-            raise ContainerError("malformed container: a trailer record is too large")
-        body = read_full(src, length)
-        crc = read_full(src, CRC.size)
         if end > size:
             return records, True  # torn: the record runs past the end
-        if CRC.unpack(crc)[0] != zlib.crc32(head + body):
+        if length > MAX_RECORD:
+            raise ContainerError("malformed container: a trailer record is too large")
+        crc = zlib.crc32(head)
+        left = length
+        while left:
+            piece = read_full(src, min(left, 1 << 16))
+            crc = zlib.crc32(piece, crc)
+            left -= len(piece)
+        if CRC.unpack(read_full(src, CRC.size))[0] != crc:
             if end == size:
                 return records, True  # torn: the last record is incomplete
             raise ContainerError(
                 f"damaged container: trailer record {len(records) + 1} fails its checksum"
             )
-        records.append(Record(rtype, body))
+        records.append(RecordRef(rtype, pos + RECORD_HEAD.size, length))
         pos = end
     return records, False
 
@@ -228,11 +259,7 @@ def append_record(path: str | os.PathLike[str], record: Record) -> None:
             c = parse(f)
             if c.bare:
                 raise ContainerError(f"{path} is a bare age file: it has no trailer")
-            end = (
-                c.age_offset
-                + c.age_length
-                + sum(RECORD_HEAD.size + len(r.body) + CRC.size for r in c.records)
-            )
+            end = c.trailer_end
         os.ftruncate(fd, end)
         os.pwrite(fd, data, end)
         os.fsync(fd)

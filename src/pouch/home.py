@@ -66,14 +66,14 @@ class Home:
         except OSError as e:
             raise FileError(f"cannot create {self.path}: {e.strerror}") from None
         secret = identity.secret_text().encode()
-        with atomic_output(self.key_path, mode=0o600) as f:
+        with atomic_output(self.key_path, mode=0o600, replace=False) as f:
             if passphrase is None:
                 f.write(secret)
             else:
                 recipient = age.ScryptRecipient(passphrase, work_factor=KEY_WORK_FACTOR)
                 age.encrypt(io.BytesIO(secret), f, [recipient])
         card = identity.card()
-        with atomic_output(self.card_path, mode=0o644) as f:
+        with atomic_output(self.card_path, mode=0o644, replace=False) as f:
             f.write(card.encode() + b"\n")
         with self.register():
             pass

@@ -10,7 +10,7 @@ letter refers to by the signing key's fingerprint.
 from __future__ import annotations
 
 import os
-import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +34,6 @@ SIGNING_KEY_HRP = "POUCH-SIGNING-KEY-"
 FINGERPRINT_LABEL = b"pouch/fingerprint/v1\x00"
 SAFETY_NUMBER_LABEL = b"pouch/safety-number/v1\x00"
 MAX_NAME = 100
-_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,100}")
 
 Rand = Callable[[int], bytes]
 
@@ -60,7 +59,16 @@ def rfc3339(t: datetime) -> str:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.fullmatch(name) or name != name.strip():
+    # Names are shown to people: no control characters (C0, C1), no
+    # invisible formatting (bidi overrides and the like, category Cf), no
+    # line or paragraph separators, which could disguise one name as another.
+    if (
+        not 1 <= len(name) <= MAX_NAME
+        or name != name.strip()
+        or any(
+            unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn") for ch in name
+        )
+    ):
         raise KeyFormatError(
             "a name is 1 to 100 printable characters, without leading or trailing spaces"
         )
@@ -97,7 +105,11 @@ class Card:
         if set(p) != {"v", "name", "created", "signing_key", "age"}:
             raise StatementError("malformed card: unexpected fields")
         age = p["age"]
-        if not isinstance(age, dict) or not set(age) <= {"x25519", "mlkem768x25519"}:
+        if (
+            not isinstance(age, dict)
+            or not set(age) <= {"x25519", "mlkem768x25519"}
+            or not all(isinstance(v, str) for v in age.values())
+        ):
             raise StatementError("malformed card: bad age recipients")
         try:
             name = check_name(p["name"]) if isinstance(p["name"], str) else ""
@@ -110,12 +122,12 @@ class Card:
         if pq is not None and not isinstance(pq, HybridRecipient):
             raise StatementError("malformed card: bad post-quantum recipient")
         created = p["created"]
-        if not isinstance(created, str) or not _is_rfc3339(created):
+        if not isinstance(created, str) or not is_rfc3339(created):
             raise StatementError("malformed card: bad creation time")
         return cls(name, _card_signer(p)[0], x, pq, created, env)
 
 
-def _is_rfc3339(s: str) -> bool:
+def is_rfc3339(s: str) -> bool:
     try:
         return rfc3339(datetime.strptime(s, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)) == s
     except ValueError:

@@ -31,9 +31,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from . import _canonical
+from ._canonical import is_int
 from ._io import read_full
 from ._pipeline import BufferRing, Worker
-from .errors import LetterError, VerificationError
+from .errors import FileError, LetterError, VerificationError
+from .identity import fingerprint, is_rfc3339
 from .statements import b64, unb64
 
 VERSION = 1
@@ -58,7 +60,8 @@ ENVELOPE_LABEL = b"pouch/letter/envelope/v1\x00"
 
 KEMS = ("mlkem768x25519", "x25519")
 MAX_RECIPIENTS = 1000
-MAX_PARTS = 10000
+# Parts are files in the reader's folder, each open until the letter verified.
+MAX_PARTS = 1000
 MAX_SUBJECT = 1000
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -112,8 +115,10 @@ class LetterHeader:
                   "padding", "decoys", "envelope"}  # fmt: skip
         if not isinstance(h, dict) or set(h) != fields:
             raise LetterError("malformed letter header: unexpected fields")
-        if h["v"] != VERSION:
-            raise LetterError(f"letter format v{h['v']} is not supported (this pouch reads v1)")
+        if not is_int(h["v"]) or h["v"] != VERSION:
+            raise LetterError(
+                f"letter format v{h['v']!r:.20} is not supported (this pouch reads v1)"
+            )
         alg = h["alg"]
         if (
             not isinstance(alg, dict)
@@ -129,8 +134,11 @@ class LetterHeader:
         if len(set(recipients)) != len(recipients):
             raise LetterError("malformed letter header: a recipient is named twice")
         seq = h["seq"]
-        if not isinstance(seq, dict) or not all(
-            isinstance(v, int) and v >= 1 and _HEX64.fullmatch(k) for k, v in seq.items()
+        # One sequence number (>= 1) per recipient, keyed by its fingerprint.
+        if (
+            not isinstance(seq, dict)
+            or set(seq) != {fingerprint(r) for r in recipients}
+            or not all(is_int(v) and v >= 1 for v in seq.values())
         ):
             raise LetterError("malformed letter header: bad sequence block")
         reply = h["in_reply_to"]
@@ -141,10 +149,10 @@ class LetterHeader:
         subject, date = h["subject"], h["date"]
         if not isinstance(subject, str) or len(subject) > MAX_SUBJECT:
             raise LetterError("malformed letter header: bad subject")
-        if not isinstance(date, str) or len(date) != 20:
+        if not isinstance(date, str) or not is_rfc3339(date):
             raise LetterError("malformed letter header: bad date")
         if h["padding"] not in ("padme", "none") or not (
-            isinstance(h["decoys"], int) and 0 <= h["decoys"] <= MAX_RECIPIENTS
+            is_int(h["decoys"]) and 0 <= h["decoys"] <= MAX_RECIPIENTS
         ):
             raise LetterError("malformed letter header: bad padding or decoys")
         if not isinstance(h["envelope"], str) or not _HEX64.fullmatch(h["envelope"]):
@@ -223,6 +231,9 @@ def _read_into(src: BinaryIO, buf: memoryview) -> int:
     got = 0
     while got < len(buf):
         n = src.readinto(buf[got:])  # type: ignore[attr-defined]
+        if n is None:
+            # A non-blocking input with nothing to read yet: not the end.
+            raise FileError("the input is non-blocking and had no data: use a file or a pipe")
         if not n:
             break
         got += n
@@ -402,6 +413,10 @@ class LetterReader:
                 self.manifest = _check_manifest(
                     bytes(seg.data), parts, seg.index, content.hexdigest(), padding
                 )
+                # The header's padding policy holds: none, or the Padmé bucket.
+                size = sum(p.size for p in self.manifest.parts)
+                if padding != (padme(size) - size if self.header.padding else 0):
+                    raise LetterError("malformed letter: padding does not match the header")
                 break
             content.update(seg_hash)
             length = len(seg.data)
@@ -492,7 +507,14 @@ def _check_manifest(
         raise LetterError(f"malformed manifest: {e.message}") from None
     if not isinstance(m, dict) or set(m) != {"v", "parts", "segments", "content", "padding"}:
         raise LetterError("malformed manifest")
-    if m["v"] != VERSION or not isinstance(m["parts"], list) or not m["parts"]:
+    if (
+        not is_int(m["v"])
+        or m["v"] != VERSION
+        or not isinstance(m["parts"], list)
+        or not 1 <= len(m["parts"]) <= MAX_PARTS
+        or not is_int(m["segments"])
+        or not is_int(m["padding"])
+    ):
         raise LetterError("malformed manifest")
     if (m["segments"], m["content"], m["padding"]) != (segments, content, padding):
         raise LetterError("the manifest does not match the letter's segments")
@@ -505,7 +527,7 @@ def _check_manifest(
         keys = {"kind", "size", "hash"} | ({"name"} if i else set())
         if not isinstance(p, dict) or set(p) != keys or p["kind"] != kind:
             raise LetterError("malformed manifest: bad part entry")
-        if (p["size"], p["hash"]) != (state.size, state.hash.hexdigest()):
+        if not is_int(p["size"]) or (p["size"], p["hash"]) != (state.size, state.hash.hexdigest()):
             raise LetterError(f"the manifest does not match part {i}")
         name = p.get("name")
         if i and (not isinstance(name, str) or not name):

@@ -270,7 +270,7 @@ def open_letter(
             )
         if header.envelope != envelope_binding(d.header, d.nonce):
             raise LetterError(
-                "the letter was moved into another envelope: its signed envelope hash differs",
+                "the letter was moved into another envelope: its header names another one",
                 "do not trust it; ask the sender for the original",
             )
         outputs: dict[int, BinaryIO | None] = {}
@@ -294,13 +294,13 @@ def open_letter(
 
 def sanitize_name(name: str, index: int) -> str:
     """A safe file name for an attachment: no directories, no traversal, no
-    control characters, no hidden files; at most 200 characters."""
+    control or invisible characters, no hidden files; at most 200 bytes of
+    UTF-8 (file systems count bytes, and 255 is the usual limit)."""
     base = name.replace("\\", "/").split("/")[-1]
     base = "".join(ch if ch.isprintable() else "_" for ch in base).strip()
     base = base.lstrip(".").strip()
-    if not base:
-        base = f"attachment-{index}"
-    return base[:200]
+    base = base.encode("utf-8")[:200].decode("utf-8", "ignore").strip()
+    return base or f"attachment-{index}"
 
 
 @dataclass(frozen=True)
@@ -311,7 +311,7 @@ class Inspection:
     version: int | None
     stanzas: int
     stanza_types: tuple[str, ...]
-    records: tuple[container.Record, ...]
+    records: tuple[container.RecordRef, ...]
     torn_trailer: bool
 
 

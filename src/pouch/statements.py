@@ -142,7 +142,9 @@ def verify(
         payload = _canonical.loads(envelope.payload)
     except _canonical.CanonicalError as e:
         raise StatementError(f"malformed {kind} statement: {e.message}") from None
-    if not isinstance(payload, dict) or payload.get("v") != version:
+    if not isinstance(payload, dict) or not (
+        _canonical.is_int(payload.get("v")) and payload["v"] == version
+    ):
         raise StatementError(f"unsupported {kind} statement version (this pouch reads v{version})")
     # 4.
     keys = list(required_keys(payload))

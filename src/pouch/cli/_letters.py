@@ -6,7 +6,9 @@ import base64
 import contextlib
 import io
 import json
+import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -257,6 +259,7 @@ def open_command(
 
     if stream and (directory or as_json):
         raise UsageError("--stream writes the body to stdout: it can't be used with -o or --json")
+    _raise_file_limit()
     h = _home(home)
     identity = _unlock(h, passphrase_file)
     target = Path(directory) if directory else None
@@ -284,10 +287,22 @@ def open_command(
                 summary["body_base64"] = base64.b64encode(body).decode()
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
-        _print_summary(summary, sender)
+        # The body first: whatever it holds, the summary is printed after it
+        # and cannot be overwritten by it.
         if outputs.held is not None:
-            sys.stdout.buffer.write(outputs.held.getvalue())
-            sys.stdout.buffer.flush()
+            _write_body(outputs.held.getvalue())
+        _print_summary(summary, sender)
+
+
+def _raise_file_limit() -> None:
+    """Each part of a letter is a staged file, open until the letter
+    verified; a letter may have up to 1,000 of them."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 def _publish(opened: Opened, outputs: _Outputs, force: bool) -> dict[int, str]:
@@ -311,17 +326,33 @@ def _publish(opened: Opened, outputs: _Outputs, force: bool) -> dict[int, str]:
             name = f"{stem}-{n}{dot}{ext}"
         taken.add(name)
         names[i] = outputs.directory / name
-    existing = [str(p) for p in names.values() if p.exists()]
+    # Every check before anything is named: all the parts appear, or none.
+    existing = []
+    for path in names.values():
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise FileError(f"cannot write {path}: {e.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise RefusedError(f"{path} exists and is not a file: nothing was written")
+        existing.append(str(path))
     if existing and not force:
         raise RefusedError(
             f"{', '.join(existing)} already exist(s): nothing was written",
             "choose another folder, or overwrite with --force",
         )
+    created: list[Path] = []
     for i, path in names.items():
         try:
             outputs.staged[i].publish(path, new_file_mode(path), replace=force)
         except OSError as e:
-            raise FileError(f"cannot write {path}: {e.strerror}") from None
+            for done in created:  # take back the new names; replaced files stay replaced
+                if str(done) not in existing:
+                    done.unlink(missing_ok=True)
+            raise FileError(f"cannot write {path}: {e.strerror}; nothing was kept") from None
+        created.append(path)
     return {i: str(p) for i, p in names.items()}
 
 
@@ -358,9 +389,36 @@ def _summary(
     }
 
 
+def shown(text: str) -> str:
+    """text safe for a terminal: what a sender controls (subject, names)
+    could otherwise carry escape sequences that rewrite the screen, say
+    over the From line, or invisible characters that disguise it."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+_CONTROL = {*range(0, 9), 11, 12, *range(14, 32), 127, *range(0x80, 0xA0)}
+
+
+def _write_body(body: bytes) -> None:
+    out = sys.stdout.buffer
+    if sys.stdout.isatty():
+        text = body.decode("utf-8", "replace")
+        if any(ord(ch) in _CONTROL for ch in text):
+            click.echo(
+                "warning: the body holds control characters; they are shown escaped "
+                "(use -o DIR for the exact bytes)",
+                err=True,
+            )
+            body = "".join(ascii(ch)[1:-1] if ord(ch) in _CONTROL else ch for ch in text).encode(
+                "utf-8"
+            )
+    out.write(body)
+    out.flush()
+
+
 def _print_summary(s: dict[str, Any], sender: Contact | None) -> None:
     def err(line: str) -> None:
-        click.echo(line, err=True)
+        click.echo(shown(line), err=True)
 
     fp = s["from"]["fingerprint"]
     if sender is None:
@@ -410,7 +468,7 @@ def inspect_command(file: str, as_json: bool, extract_age: str | None) -> None:
         "format": "age (bare)" if info.bare else f"pouch container v{info.version}",
         "stanzas": info.stanzas,
         "stanza_types": types,
-        "records": [{"type": r.type, "size": len(r.body)} for r in info.records],
+        "records": [{"type": r.type, "size": r.length} for r in info.records],
         "trailer_torn": info.torn_trailer,
     }
     if as_json:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import FileError, UsageError
 from ..identity import Card
@@ -88,13 +89,22 @@ class Register:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise FileError(f"register error: {e}") from None
+
+    def _rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._db.execute(sql, args).fetchall()
+        except sqlite3.Error as e:
+            raise FileError(f"register error: {e}") from None
 
     def _migrate(self) -> None:
         with self._transaction() as db:
@@ -112,7 +122,7 @@ class Register:
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        return int(self._rows("PRAGMA user_version")[0][0])
 
     # --- contacts ------------------------------------------------------------
 
@@ -142,16 +152,17 @@ class Register:
         return self.contact(fingerprint)
 
     def contacts(self) -> list[Contact]:
-        rows = self._db.execute(
+        rows = self._rows(
             "SELECT card, added, verified, verified_how FROM contacts ORDER BY name, fingerprint"
-        ).fetchall()
+        )
         return [_contact(row) for row in rows]
 
     def contact(self, fingerprint: str) -> Contact:
-        row = self._db.execute(
+        found = self._rows(
             "SELECT card, added, verified, verified_how FROM contacts WHERE fingerprint = ?",
             (fingerprint,),
-        ).fetchone()
+        )
+        row = found[0] if found else None
         if row is None:
             raise UsageError(f"no contact with fingerprint {fingerprint[:16]}")
         return _contact(row)
