@@ -72,6 +72,21 @@ class PieceReader(io.RawIOBase):
         return n
 
 
+def read_small(
+    path: str | os.PathLike[str], limit: int, what: str, error: type[PouchError] = FileError
+) -> bytes:
+    """The whole of a file that must be small (a key, a card): a FileError
+    if it cannot be read, error if it is larger than limit bytes."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except OSError as e:
+        raise FileError(f"cannot read {path}: {e.strerror}") from None
+    if len(data) > limit:
+        raise error(f"{path}: the file is too large for {what}")
+    return data
+
+
 def _umask() -> int:
     try:
         with open("/proc/self/status", "rb") as f:

@@ -67,10 +67,6 @@ class RecordRef:
         return self.offset + self.length + CRC.size
 
 
-def envelope_id(ciphertext_hash: blake3.blake3) -> str:
-    return ciphertext_hash.hexdigest()
-
-
 def short_id(envelope: str) -> str:
     """The short form, like a git hash."""
     return envelope[:12]

@@ -18,11 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import age
-from ._io import atomic_output
+from ._io import atomic_output, read_small
 from .age.keys import check_private
 from .errors import FileError, RefusedError
 from .identity import Card, Identity
 from .register import Register
+from .statements import MAX_ENVELOPE
 
 HOME_ENV = "POUCH_HOME"
 # DESIGN.md 5: passphrase-protected with scrypt at logN >= 18.
@@ -80,28 +81,18 @@ class Home:
         return card
 
     def card(self) -> Card:
-        try:
-            data = self.card_path.read_bytes()
-        except FileNotFoundError:
+        if not self.card_path.exists():
             raise FileError(
                 f"no pouch identity in {self.path}", "create one with 'pouch init --name NAME'"
-            ) from None
-        except OSError as e:
-            raise FileError(f"cannot read {self.card_path}: {e.strerror}") from None
+            )
+        data = read_small(self.card_path, MAX_ENVELOPE, "a card")
         return Card.from_bytes(data.rstrip(b"\n"))
-
-    def is_encrypted(self) -> bool:
-        with open(self.key_path, "rb") as f:
-            return f.read(len(b"age-encryption.org/")) == b"age-encryption.org/"
 
     def unlock(self, passphrase: Passphrase) -> Identity:
         """The secret identity; passphrase() is called only if it is encrypted."""
         card = self.card()
         check_private(self.key_path)
-        try:
-            data = self.key_path.read_bytes()
-        except OSError as e:
-            raise FileError(f"cannot read {self.key_path}: {e.strerror}") from None
+        data = read_small(self.key_path, 1 << 20, "an identity file")
         if data.startswith(b"age-encryption.org/"):
             plain = io.BytesIO()
             age.decrypt(io.BytesIO(data), plain, [age.ScryptIdentity(passphrase)])

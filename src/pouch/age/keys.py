@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypeAlias
 
+from .._io import read_small
 from ..errors import FileError, KeyFormatError, RefusedError
 from . import _bech32, pq, x25519
 from .pq import HybridIdentity, HybridRecipient
@@ -112,14 +113,7 @@ def parse_identities(text: str, source: str = "identity file") -> list[AnyIdenti
 
 
 def _read_limited(path: str | os.PathLike[str]) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(FILE_SIZE_LIMIT + 1)
-    except OSError as e:
-        raise FileError(f"cannot read {path}: {e.strerror}") from None
-    if len(data) > FILE_SIZE_LIMIT:
-        raise KeyFormatError(f"{path}: the file is too large for a key file")
-    return data
+    return read_small(path, FILE_SIZE_LIMIT, "a key file", KeyFormatError)
 
 
 def _text(data: bytes, source: str) -> str:

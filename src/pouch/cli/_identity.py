@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import FileError, UsageError
+from ..errors import UsageError
 from . import (
     _emit,
     _home,
@@ -68,15 +68,13 @@ def contacts_group() -> None:
 @home_option
 def contacts_add(file: str, verified: bool, home: str | None) -> None:
     """Add the card in FILE to your contacts."""
+    from .._io import read_small
     from ..identity import Card
+    from ..statements import MAX_ENVELOPE
 
     h = _home(home)
     own = h.card()
-    try:
-        with open(file, "rb") as f:
-            data = f.read(1 << 20)
-    except OSError as e:
-        raise FileError(f"cannot read {file}: {e.strerror}") from None
+    data = read_small(file, MAX_ENVELOPE, "a card")
     card = Card.from_bytes(data.rstrip(b"\r\n"))
     if card.fingerprint == own.fingerprint:
         raise UsageError("that is your own card")

@@ -79,6 +79,7 @@ def seal_command(
     from datetime import UTC, datetime
 
     from .. import letters
+    from ..container import short_id
     from ..identity import rfc3339
 
     h = _home(home)
@@ -124,7 +125,7 @@ def seal_command(
     kind = "post-quantum" if sealed.kem == letters.PQ else "classic (X25519)"
     click.echo(f"Sealed to {', '.join(c.name for c in contacts)}  ({rfc3339(now)})", err=True)
     click.echo(f"  letter    {sealed.letter_id}", err=True)
-    click.echo(f"  envelope  {sealed.envelope_id[:12]}  {sealed.envelope_id}", err=True)
+    click.echo(f"  envelope  {short_id(sealed.envelope_id)}  {sealed.envelope_id}", err=True)
     click.echo(f"  sealed    {kind}, {sealed.size:,} bytes -> {where}", err=True)
     if sealed.kem != letters.PQ and kem != "classic":
         missing = ", ".join(c.name for c in contacts if c.card.pq is None)
@@ -417,6 +418,8 @@ def _write_body(body: bytes) -> None:
 
 
 def _print_summary(s: dict[str, Any], sender: Contact | None) -> None:
+    from ..container import short_id
+
     def err(line: str) -> None:
         click.echo(shown(line), err=True)
 
@@ -437,7 +440,7 @@ def _print_summary(s: dict[str, Any], sender: Contact | None) -> None:
     if s["in_reply_to"]:
         err(f"In reply to: {s['in_reply_to']}")
     err(f"Letter:      {s['letter_id']}")
-    err(f"Envelope:    {s['envelope_id'][:12]}  {s['envelope_id']}")
+    err(f"Envelope:    {short_id(s['envelope_id'])}  {s['envelope_id']}")
     err(f"Sealed:      {s['encryption']}; every segment signature verified")
     if s["body_saved"]:
         err(f"Body:        {s['body_saved']}")
@@ -455,6 +458,7 @@ def _print_summary(s: dict[str, Any], sender: Contact | None) -> None:
 def inspect_command(file: str, as_json: bool, extract_age: str | None) -> None:
     """Show what a carrier sees of FILE, without any key. Never decrypts."""
     from .. import container, letters
+    from ..container import short_id
 
     info = letters.inspect(file)
     if extract_age is not None:
@@ -474,7 +478,7 @@ def inspect_command(file: str, as_json: bool, extract_age: str | None) -> None:
     if as_json:
         click.echo(json.dumps(out, indent=2))
         return
-    click.echo(f"Envelope:  {info.envelope_id[:12]}  {info.envelope_id}")
+    click.echo(f"Envelope:  {short_id(info.envelope_id)}  {info.envelope_id}")
     click.echo(f"Format:    {out['format']}, {info.size:,} bytes")
     click.echo(f"Stanzas:   {info.stanzas} ({', '.join(types)})")
     click.echo(
