@@ -283,7 +283,7 @@ def open_letter(
         tapped.finish()
         envelope_id = envelope.hexdigest()
     assert reader.manifest is not None and reader.letter_id is not None
-    stanzas = parse_header(io.BytesIO(d.header)).stanzas
+    stanzas = d.stanzas
     expected = "mlkem768x25519" if header.kem == PQ else "X25519"
     if len(stanzas) != len(header.recipients) + header.decoys or any(
         s.type != expected for s in stanzas

@@ -239,7 +239,8 @@ class Decryptor:
 
     src must be unarmored (see :func:`dearmor`); it is left at the first
     payload byte. ``header`` holds the header's exact bytes and ``nonce`` the
-    payload nonce; :meth:`reader` gives the authenticated plaintext.
+    payload nonce, ``stanzas`` its recipient stanzas; :meth:`reader` gives the
+    authenticated plaintext.
     """
 
     def __init__(self, src: BinaryIO, identities: Sequence[Identity]) -> None:
@@ -253,6 +254,7 @@ class Decryptor:
                 "header MAC mismatch: the file was altered", "do not trust its contents"
             ) from None
         self.header: bytes = parsed.marshal()
+        self.stanzas: tuple[Stanza, ...] = parsed.stanzas
         self.nonce: bytes = read_full(src, NONCE_SIZE)
         if len(self.nonce) != NONCE_SIZE:
             raise HeaderError("file truncated: the payload nonce is missing")
