@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import pytest
 
-from pouch import age, container, letters
+from pouch import _parallel_seal, age, container, letters
+from pouch.age import _parallel
 from pouch.age._format import parse_header
 from pouch.age._stream import EncryptingWriter, payload_aead
-from pouch.errors import LetterError, NotAddressedError, PouchError
+from pouch.errors import FileError, LetterError, NotAddressedError, PouchError
 from pouch.identity import Identity
 from pouch.letter import padme
 
@@ -346,3 +350,134 @@ def test_attachment_names_are_capped_in_bytes() -> None:
     name = letters.sanitize_name("\U0001f4dc" * 200 + ".txt", 1)
     assert len(name.encode()) <= 200 and name.startswith("\U0001f4dc")
     assert letters.sanitize_name("a\u202eb\x1b", 2) == "a_b_"
+
+
+# --- sealing on every core -------------------------------------------------------
+
+MiB = 1 << 20
+
+
+def _pseudo_random(n: int, label: str) -> bytes:
+    return stream_rand(label)(n)
+
+
+def _seal_files(
+    folder: Path, parts: list[tuple[str | None, bytes]], jobs: int, pad: bool = False
+) -> bytes:
+    paths = []
+    for i, (_, data) in enumerate(parts):
+        paths.append(folder / f"part{i}")
+        paths[-1].write_bytes(data)
+    out = folder / f"sealed-{jobs}.pouch"
+    with contextlib.ExitStack() as stack:
+        files = [stack.enter_context(open(p, "rb")) for p in paths]
+        dst = stack.enter_context(open(out, "w+b"))
+        letters.seal(
+            TRUMP,
+            [KIM.card()],
+            files[0],
+            dst,
+            attachments=[
+                (name or "", f) for (name, _), f in zip(parts[1:], files[1:], strict=True)
+            ],
+            stream="5" * 32,
+            seq={KIM.fingerprint: 1},
+            now=SUMMIT,
+            rand=stream_rand("cores"),
+            kem="classic",  # X-Wing takes its randomness from the OS
+            pad=pad,
+            jobs=jobs,
+        )
+    return out.read_bytes()
+
+
+def _body(folder: Path) -> BinaryIO:
+    (folder / "body.txt").write_bytes(CANCEL)
+    return open(folder / "body.txt", "rb")
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many processes each parallel sealing used (a spy on the real run)."""
+    seen: list[int] = []
+    real = _parallel.run
+
+    def spy(work: Any, bounds: Any) -> list[bytes]:
+        seen.append(len(bounds) - 1)
+        return real(work, bounds)
+
+    monkeypatch.setattr(_parallel, "run", spy)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("sizes", "jobs", "pad"),
+    [
+        # runs cut inside segments and inside chunks; an empty attachment
+        ((3 * MiB + 5, 0, 9 * MiB + 12345), 2, False),
+        ((3 * MiB + 5, 0, 9 * MiB + 12345), 3, False),
+        # whole segments only, and padding segments sealed by the workers
+        ((17, 10 * MiB), 2, True),
+    ],
+)
+def test_sealing_on_every_core_gives_the_same_letter(
+    tmp_path: Path, runs: list[int], sizes: tuple[int, ...], jobs: int, pad: bool
+) -> None:
+    parts: list[tuple[str | None, bytes]] = [
+        (None if i == 0 else f"annex-{i}.bin", _pseudo_random(n, f"part {i}"))
+        for i, n in enumerate(sizes)
+    ]
+    one = _seal_files(tmp_path, parts, jobs=1, pad=pad)
+    assert runs == []
+    many = _seal_files(tmp_path, parts, jobs=jobs, pad=pad)
+    assert runs == [jobs]
+    assert many == one
+    opened, got = open_(KIM, many)
+    assert got == {i: data for i, (_, data) in enumerate(parts) if data}
+    assert opened.manifest.padding == (padme(sum(sizes)) - sum(sizes) if pad else 0)
+
+
+def test_a_file_that_lies_about_its_size_is_read_to_its_end(
+    tmp_path: Path, runs: list[int]
+) -> None:
+    big = tmp_path / "annex.bin"
+    big.write_bytes(_pseudo_random(10 * MiB, "annex"))
+    out = tmp_path / "sealed.pouch"
+    with open(big, "rb") as annex, open("/proc/self/status", "rb") as status:
+        with open(out, "w+b") as dst, _body(tmp_path) as body:
+            letters.seal(TRUMP, [KIM.card()], body, dst,
+                         attachments=[("annex.bin", annex), ("status", status)],
+                         stream="5" * 32, seq={KIM.fingerprint: 1}, jobs=2)  # fmt: skip
+    assert runs == []  # /proc says 0 bytes: the stream path read it
+    _, got = open_(KIM, out.read_bytes())
+    assert got[1] == big.read_bytes()
+    assert got[2].startswith(b"Name:")
+
+
+@pytest.mark.parametrize("change", ["shrinks", "grows"])
+def test_a_file_changing_size_while_sealed_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    annex = tmp_path / "annex.bin"
+    annex.write_bytes(_pseudo_random(12 * MiB, "annex"))
+    real = _parallel_seal.plan
+
+    def plan_then_change(*args: Any) -> _parallel_seal.Plan | None:
+        layout = real(*args)  # the sizes are taken; now the file changes
+        with open(annex, "r+b") as f:
+            if change == "shrinks":
+                f.truncate(5 * MiB)
+            else:
+                f.seek(0, os.SEEK_END)
+                f.write(b"more")
+        return layout
+
+    monkeypatch.setattr(_parallel_seal, "plan", plan_then_change)
+    with open(annex, "rb") as src, open(tmp_path / "sealed.pouch", "w+b") as dst:
+        with (
+            pytest.raises(FileError, match="shrank" if change == "shrinks" else "grew"),
+            _body(tmp_path) as body,
+        ):
+            letters.seal(TRUMP, [KIM.card()], body, dst,
+                         attachments=[("annex.bin", src)], stream="5" * 32,
+                         seq={KIM.fingerprint: 1}, jobs=2)  # fmt: skip

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -215,7 +215,7 @@ class Manifest:
         )
 
 
-def _segment_hash(head: bytes, data: bytes | memoryview) -> bytes:
+def segment_hash(head: bytes, data: bytes | memoryview) -> bytes:
     h = blake3.blake3(SEGMENT_LABEL)
     h.update(head)
     h.update(data)
@@ -263,13 +263,14 @@ class LetterWriter:
     ) -> None:
         """pool, if given, hashes each segment while out() encrypts it:
         BLAKE3 releases the GIL, so the two run on two cores."""
-        self._out = out
+        self.out = out
         self._signer = signer
         self._pool = pool
         encoded = header.encode()
         if len(encoded) > MAX_HEADER:
             raise ValueError("letter header too large")
-        out(PREAMBLE + LENGTH.pack(len(encoded)) + encoded)
+        self.prefix = PREAMBLE + LENGTH.pack(len(encoded)) + encoded
+        out(self.prefix)
         self._header_hash = blake3.blake3(HEADER_LABEL + encoded).digest()
         self._id = blake3.blake3(ID_LABEL + encoded)
         self._content = blake3.blake3(CONTENT_LABEL)
@@ -280,16 +281,20 @@ class LetterWriter:
         self._part_hash = blake3.blake3(PART_LABEL)
         self.letter_id: str | None = None
 
+    def sign(self, index: int, final: bool, seg_hash: bytes) -> bytes:
+        """The signature of segment index, whose hash is seg_hash."""
+        return self._signer.sign(_signed_message(self._header_hash, index, final, seg_hash))
+
     def _segment(self, kind: int, part: int, data: bytes | memoryview, final: bool = False) -> None:
         head = SEGMENT_HEAD.pack(kind, part, len(data))
-        pending = self._pool.submit(_segment_hash, head, data) if self._pool else None
-        self._out(head)
-        self._out(data)
-        seg_hash = pending.result() if pending else _segment_hash(head, data)
-        signature = self._signer.sign(
-            _signed_message(self._header_hash, self._index, final, seg_hash)
-        )
-        self._out(signature)
+        pending = self._pool.submit(segment_hash, head, data) if self._pool else None
+        self.out(head)
+        self.out(data)
+        seg_hash = pending.result() if pending else segment_hash(head, data)
+        self.out(self.sign(self._index, final, seg_hash))
+        self._count(kind, seg_hash, final)
+
+    def _count(self, kind: int, seg_hash: bytes, final: bool = False) -> None:
         self._id.update(seg_hash)
         if not final:
             self._content.update(seg_hash)
@@ -300,10 +305,7 @@ class LetterWriter:
     def add_part(self, src: BinaryIO, name: str | None = None) -> Part:
         """Stream src as the next part: the body first (name None), then
         each attachment under its name."""
-        if (name is None) != (not self._parts):
-            raise ValueError("the body comes first, and only the body has no name")
-        index = len(self._parts)
-        self._part_hash = blake3.blake3(PART_LABEL)
+        index = self._begin_part(name)
         size = 0
         # One buffer for the whole part: a fresh 1 MiB object per segment is
         # a fresh mapping whose pages cost more to fault in than to encrypt.
@@ -312,6 +314,23 @@ class LetterWriter:
         while n := _read_into(src, memoryview(buf)):
             size += n
             self._segment(DATA, index, memoryview(buf)[:n])
+        return self._end_part(name, size)
+
+    def add_written_part(self, name: str | None, size: int, seg_hashes: Sequence[bytes]) -> Part:
+        """Count the next part, size bytes whose segments were written (and
+        signed with sign()) elsewhere, in order, with these hashes."""
+        self._begin_part(name)
+        for seg_hash in seg_hashes:
+            self._count(DATA, seg_hash)
+        return self._end_part(name, size)
+
+    def _begin_part(self, name: str | None) -> int:
+        if (name is None) != (not self._parts):
+            raise ValueError("the body comes first, and only the body has no name")
+        self._part_hash = blake3.blake3(PART_LABEL)
+        return len(self._parts)
+
+    def _end_part(self, name: str | None, size: int) -> Part:
         part = Part(
             "body" if name is None else "attachment", name, size, self._part_hash.hexdigest()
         )
@@ -328,6 +347,12 @@ class LetterWriter:
             n = min(left, SEGMENT_SIZE)
             self._segment(PADDING, 0, memoryview(zeros)[:n])
             left -= n
+
+    def add_written_padding(self, size: int, seg_hashes: Sequence[bytes]) -> None:
+        """Count padding written elsewhere, as add_written_part counts a part."""
+        self._padding = size
+        for seg_hash in seg_hashes:
+            self._count(PADDING, seg_hash)
 
     def close(self) -> str:
         """Write the final segment (the manifest); return the letter id."""
@@ -475,7 +500,7 @@ class LetterReader:
         if len(signature) < SIGNATURE_SIZE:
             raise LetterError("letter truncated: the final segment is missing")
         digest: Future[bytes] | bytes = (
-            hashes.submit(_segment_hash, head, data) if hashes else _segment_hash(head, data)
+            hashes.submit(segment_hash, head, data) if hashes else segment_hash(head, data)
         )
         return _Segment(index, kind, part, data, signature, digest, buf)
 

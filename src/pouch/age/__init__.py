@@ -150,20 +150,22 @@ class Encryptor:
         self._aead = payload_aead(file_key, self.nonce)
         self._used = False
 
-    def _claim(self) -> ChaCha20Poly1305:
-        if self._used:
-            raise RuntimeError("an Encryptor seals one payload only")
-        self._used = True
-        return self._aead
-
     def writer(self, dst: BinaryIO) -> EncryptingWriter:
         """Write header and nonce to dst; return the writer for the payload.
 
         Closing the returned writer seals the final chunk.
         """
-        aead = self._claim()
+        return EncryptingWriter(self.start(dst), dst)
+
+    def start(self, dst: BinaryIO) -> ChaCha20Poly1305:
+        """Write header and nonce to dst; return the payload's AEAD, for a
+        caller that seals the chunks itself, out of order, on several cores
+        (chunk i with _stream.chunk_nonce). The payload follows at once."""
+        if self._used:
+            raise RuntimeError("an Encryptor seals one payload only")
+        self._used = True
         dst.write(self.header + self.nonce)
-        return EncryptingWriter(aead, dst)
+        return self._aead
 
 
 def _open_file_key(stanzas: tuple[Stanza, ...], identities: Sequence[Identity]) -> bytes:
@@ -408,8 +410,7 @@ def _encrypt_stream(enc: Encryptor, src: BinaryIO, dst: BinaryIO, armor: bool) -
 
 
 def _encrypt_parallel(enc: Encryptor, src: BinaryIO, size: int, dst: BinaryIO, jobs: int) -> None:
-    aead = enc._claim()
-    dst.write(enc.header + enc.nonce)
+    aead = enc.start(dst)
     dst.flush()
     offset = len(enc.header) + NONCE_SIZE
     src_fd, dst_fd = src.fileno(), dst.fileno()
@@ -420,7 +421,7 @@ def _encrypt_parallel(enc: Encryptor, src: BinaryIO, size: int, dst: BinaryIO, j
     def work(first: int, end: int) -> None:
         _parallel.seal_range(aead, src_fd, start, size, dst_fd, offset, first, end)
 
-    _parallel.run(work, chunk_count(size), jobs)
+    _parallel.run(work, _parallel.shares(chunk_count(size), jobs))
 
 
 def decrypt_file(
@@ -470,6 +471,6 @@ def _decrypt_parallel(d: Decryptor, src: BinaryIO, size: int, dst: BinaryIO, job
     def work(first: int, end: int) -> None:
         _parallel.open_range(aead, src_fd, offset, size, dst_fd, first, end)
 
-    _parallel.run(work, -(-size // ENC_CHUNK_SIZE), jobs)
+    _parallel.run(work, _parallel.shares(-(-size // ENC_CHUNK_SIZE), jobs))
     if os.fstat(src_fd).st_size - offset != size:
         raise FileError("the input file changed while it was being decrypted")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -45,7 +45,7 @@ def default_jobs() -> int:
         return os.cpu_count() or 1
 
 
-def _pread_into(fd: int, buf: memoryview, offset: int) -> int:
+def pread_into(fd: int, buf: memoryview, offset: int) -> int:
     """Fill buf from fd at offset; fewer bytes only at the end of the file.
 
     Reading into one buffer reused for the whole range matters: a fresh
@@ -61,7 +61,7 @@ def _pread_into(fd: int, buf: memoryview, offset: int) -> int:
     return got
 
 
-def _pwrite(fd: int, data: memoryview, offset: int) -> None:
+def pwrite(fd: int, data: memoryview, offset: int) -> None:
     while data:
         n = os.pwrite(fd, data, offset)
         data = data[n:]
@@ -86,7 +86,7 @@ def seal_range(
         stop = min(start + BATCH, end)
         want = min(stop * CHUNK_SIZE, size) - start * CHUNK_SIZE
         data = inbuf[:want]
-        if _pread_into(src_fd, data, src_offset + start * CHUNK_SIZE) != want:
+        if pread_into(src_fd, data, src_offset + start * CHUNK_SIZE) != want:
             raise FileError("the input file shrank while it was being encrypted")
         pos = 0
         for i in range(start, stop):
@@ -94,7 +94,7 @@ def seal_range(
             enc = view[pos : pos + len(piece) + TAG_SIZE]
             aead.encrypt_into(chunk_nonce(i, i == n_chunks - 1), piece, None, enc)
             pos += len(enc)
-        _pwrite(dst_fd, view[:pos], dst_offset + start * ENC_CHUNK_SIZE)
+        pwrite(dst_fd, view[:pos], dst_offset + start * ENC_CHUNK_SIZE)
     if end == n_chunks and os.pread(src_fd, 1, src_offset + size):
         raise FileError("the input file grew while it was being encrypted")
 
@@ -116,7 +116,7 @@ def open_range(
         stop = min(start + BATCH, end)
         want = min(stop * ENC_CHUNK_SIZE, size) - start * ENC_CHUNK_SIZE
         data = inbuf[:want]
-        if _pread_into(src_fd, data, src_offset + start * ENC_CHUNK_SIZE) != want:
+        if pread_into(src_fd, data, src_offset + start * ENC_CHUNK_SIZE) != want:
             raise FileError("the input file shrank while it was being decrypted")
         pos = 0
         for i in range(start, stop):
@@ -134,7 +134,7 @@ def open_range(
                 _, error = open_chunk(aead, i, bytes(enc), last)
                 raise error or PayloadError(f"chunk {i} does not authenticate") from None
             pos += plain_len
-        _pwrite(dst_fd, view[:pos], start * CHUNK_SIZE)
+        pwrite(dst_fd, view[:pos], start * CHUNK_SIZE)
 
 
 def worth_it(n_chunks: int, jobs: int) -> bool:
@@ -145,18 +145,26 @@ def worth_it(n_chunks: int, jobs: int) -> bool:
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
-def run(work: Callable[[int, int], None], n_chunks: int, jobs: int) -> None:
-    """Run work(first, end) over [0, n_chunks) cut into contiguous shares.
+def shares(n_chunks: int, jobs: int) -> list[int]:
+    """Bounds cutting [0, n_chunks) into one contiguous share per worker,
+    none smaller than MIN_CHUNKS_PER_WORKER."""
+    jobs = max(1, min(jobs, n_chunks // MIN_CHUNKS_PER_WORKER))
+    return [n_chunks * k // jobs for k in range(jobs + 1)]
+
+
+def run(work: Callable[[int, int], bytes | None], bounds: Sequence[int]) -> list[bytes]:
+    """Run work(bounds[k], bounds[k + 1]) for every share k, each on a core.
 
     The parent takes the first share and forks a worker for each other one.
-    When several shares fail, the error of the earliest one is raised, so the
-    message names the first bad chunk whatever the timing. The caller must
-    not have other threads running: this forks.
+    Returns what each share's work returned (a worker hands it back through
+    its pipe). When several shares fail, the error of the earliest one is
+    raised, so the message names the first bad chunk whatever the timing.
+    The caller must not have other threads running: this forks.
     """
-    jobs = max(1, min(jobs, n_chunks // MIN_CHUNKS_PER_WORKER))
-    bounds = [n_chunks * k // jobs for k in range(jobs + 1)]
+    jobs = len(bounds) - 1
     children: dict[int, tuple[int, int]] = {}  # share -> (pid, read end of its pipe)
     errors: list[PouchError | None] = [None] * jobs
+    results: list[bytes] = [b""] * jobs
     try:
         parent = os.getpid()
         for k in range(1, jobs):
@@ -175,7 +183,7 @@ def run(work: Callable[[int, int], None], n_chunks: int, jobs: int) -> None:
             os.close(w)
             children[k] = (pid, r)
         try:
-            work(bounds[0], bounds[1])
+            results[0] = work(bounds[0], bounds[1]) or b""
         except PouchError as e:
             errors[0] = e
         except OSError as e:
@@ -184,13 +192,14 @@ def run(work: Callable[[int, int], None], n_chunks: int, jobs: int) -> None:
             _stop(children)  # the result is lost anyway: do not wait for it
         for k in sorted(children):
             pid, r = children.pop(k)
-            errors[k] = _reap(pid, r)
+            errors[k], results[k] = _reap(pid, r)
     finally:
         # Left over only when the parent is interrupted: stop the workers.
         _stop(children)
     for error in errors:
         if error is not None:
             raise error
+    return results
 
 
 def _stop(children: dict[int, tuple[int, int]]) -> None:
@@ -222,7 +231,9 @@ def _die_with_parent(parent: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def _child(work: Callable[[int, int], None], first: int, end: int, w: int, parent: int) -> None:
+def _child(
+    work: Callable[[int, int], bytes | None], first: int, end: int, w: int, parent: int
+) -> None:
     code = 1
     try:
         for sig in _SIGNALS:
@@ -230,7 +241,9 @@ def _child(work: Callable[[int, int], None], first: int, end: int, w: int, paren
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
         _die_with_parent(parent)
         try:
-            work(first, end)
+            result = work(first, end)
+            if result:
+                _write_all(w, b"ok\n" + result)
             code = 0
         except PayloadError as e:
             os.write(w, b"payload\n" + e.message.encode())
@@ -245,15 +258,25 @@ def _child(work: Callable[[int, int], None], first: int, end: int, w: int, paren
         os._exit(code)
 
 
-def _reap(pid: int, r: int) -> PouchError | None:
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _reap(pid: int, r: int) -> tuple[PouchError | None, bytes]:
+    """A worker's error, or what its work returned."""
     chunks = []
-    while b := os.read(r, 4096):
+    while b := os.read(r, 1 << 16):
         chunks.append(b)
     os.close(r)
     _, status = os.waitpid(pid, 0)
+    said = b"".join(chunks)
     if os.waitstatus_to_exitcode(status) == 0:
-        return None
-    kind, _, message = b"".join(chunks).decode(errors="replace").partition("\n")
+        # A worker that returned nothing wrote nothing.
+        return None, said[len(b"ok\n") :] if said.startswith(b"ok\n") else b""
+    kind, _, message = said.decode(errors="replace").partition("\n")
     if not message:
-        return PouchError(f"a worker process died (status {os.waitstatus_to_exitcode(status)})")
-    return _KINDS.get(kind, PouchError)(message)
+        status_code = os.waitstatus_to_exitcode(status)
+        return PouchError(f"a worker process died (status {status_code})"), b""
+    return _KINDS.get(kind, PouchError)(message), b""

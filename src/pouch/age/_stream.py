@@ -94,11 +94,13 @@ class EncryptingWriter:
     close() seals the final chunk; it does not close dst.
     """
 
-    def __init__(self, aead: ChaCha20Poly1305, dst: BinaryIO) -> None:
+    def __init__(self, aead: ChaCha20Poly1305, dst: BinaryIO, counter: int = 0) -> None:
+        """counter is the first chunk's: not 0 when the chunks before it
+        were sealed elsewhere (on other cores)."""
         self._aead = aead
         self._dst = dst
         self._buf = bytearray()
-        self._counter = 0
+        self._counter = counter
         self._closed = False
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
