@@ -28,8 +28,8 @@ shuffle = random.Random(20190115).shuffle
 @dataclass
 class Sample:
     seconds: float
-    largest_kib: int  # the largest single process
-    tree_kib: int  # the sum of each process's own peak
+    largest_kib: int  # the largest single process's peak RSS
+    tree_kib: int  # the peak of the sum of every process's PSS
 
 
 @dataclass
@@ -67,15 +67,25 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def _hwm_kib(pid: int) -> int:
+def _field_kib(path: str, name: str) -> int:
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(name):
                     return int(line.split()[1])
-    except OSError:
+    except (OSError, ValueError):
         pass
     return 0
+
+
+def _hwm_kib(pid: int) -> int:
+    return _field_kib(f"/proc/{pid}/status", "VmHWM:")
+
+
+def _pss_kib(pid: int) -> int:
+    """The process's proportional set size: pages it shares with others
+    (a forked worker shares most of its parent's) count in part."""
+    return _field_kib(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
 WARM_BYTES = int(os.environ.get("BENCH_WARM_MIB", str(2 * SIZE_MIB + 512))) * MIB
@@ -96,11 +106,16 @@ def warm_memory() -> None:
 
 
 def measure(args: list[str], env: dict[str, str] | None = None, warm: bool = True) -> Sample:
-    """Run args: wall time, the largest process peak, the sum of the peaks.
+    """Run args: wall time, the largest process's peak RSS, and the peak of
+    the whole tree's memory.
 
-    Peaks are each process's VmHWM, sampled every 5 ms: a high-water mark,
-    so a late sample still sees the peak."""
+    Sampled every 5 ms. A process's peak is its VmHWM, a high-water mark, so
+    a late sample still sees it. The tree's memory is the sum of every
+    process's PSS, not of their RSS: forked workers share their parent's
+    pages, and an RSS sum would count those once per process. PSS is no
+    high-water mark: this is the largest sum a sample saw."""
     peaks: dict[int, int] = {}
+    tree = 0
     if warm:
         warm_memory()
     start = time.perf_counter()
@@ -114,9 +129,13 @@ def measure(args: list[str], env: dict[str, str] | None = None, warm: bool = Tru
     done = threading.Event()
 
     def sample() -> None:
+        nonlocal tree
         while not done.is_set():
+            total = 0
             for pid in _tree(p.pid):
                 peaks[pid] = max(peaks.get(pid, 0), _hwm_kib(pid))
+                total += _pss_kib(pid)
+            tree = max(tree, total)
             time.sleep(0.005)
 
     t = threading.Thread(target=sample, daemon=True)
@@ -129,7 +148,7 @@ def measure(args: list[str], env: dict[str, str] | None = None, warm: bool = Tru
         raise SystemExit(f"failed ({p.returncode}): {' '.join(args)}")
     # Not ru_maxrss: the child is forked from this Python process, whose own
     # size it would report until exec.
-    return Sample(seconds, max(peaks.values(), default=0), sum(peaks.values()))
+    return Sample(seconds, max(peaks.values(), default=0), tree)
 
 
 def bench_dir() -> Path:
@@ -213,7 +232,7 @@ def ratio_table(results: dict[str, dict[str, Series]], base: str = "age") -> str
     """The markdown table: throughput, ratio to the stock tool, peak RSS."""
     rows = [
         "| direction | tool | MiB/s (median) | ratio to age | MiB/s (best run) | ratio to age "
-        "| largest process RSS | all processes RSS |",
+        "| largest process RSS | all processes PSS |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for direction, series in results.items():
