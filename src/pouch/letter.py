@@ -368,7 +368,6 @@ class LetterWriter:
 class _PartState:
     size: int = 0
     hash: Any = field(default_factory=lambda: blake3.blake3(PART_LABEL))
-    last_full: bool = True
 
 
 class LetterReader:
@@ -416,58 +415,27 @@ class LetterReader:
         With a worker, each segment is hashed there while the next one is
         read (decrypted); with a ring, segments are read into reused buffers.
         """
-        key = Ed25519PublicKey.from_public_bytes(self.header.sender)
-        header_hash = blake3.blake3(HEADER_LABEL + self.header_bytes).digest()
-        letter_id = blake3.blake3(ID_LABEL + self.header_bytes)
-        content = blake3.blake3(CONTENT_LABEL)
-        parts: list[_PartState] = []
-        padding = 0
+        checks = Checks(self.header, self.header_bytes)
         for seg in self._segments(hashes, ring):
             seg_hash = seg.hash.result() if isinstance(seg.hash, Future) else seg.hash
             final = seg.kind == FINAL
-            try:
-                key.verify(seg.signature, _signed_message(header_hash, seg.index, final, seg_hash))
-            except InvalidSignature:
-                raise LetterError(
-                    f"segment {seg.index} is not signed by the sender: the letter was altered"
-                ) from None
-            letter_id.update(seg_hash)
+            checks.verify(seg.index, final, seg_hash, seg.signature)
             if final:
-                if seg.part != 0:
-                    raise LetterError("malformed letter: bad final segment")
-                self.manifest = _check_manifest(
-                    bytes(seg.data), parts, seg.index, content.hexdigest(), padding
-                )
-                # The header's padding policy holds: none, or the Padmé bucket.
-                size = sum(p.size for p in self.manifest.parts)
-                if padding != (padme(size) - size if self.header.padding else 0):
-                    raise LetterError("malformed letter: padding does not match the header")
+                self.manifest = checks.final(seg.index, seg.part, bytes(seg.data), seg_hash)
                 break
-            content.update(seg_hash)
-            length = len(seg.data)
+            checks.shape(seg.index, seg.kind, seg.part, len(seg.data))
+            if seg.kind == PADDING and seg.data != ZEROS[: len(seg.data)]:
+                raise LetterError("malformed letter: bad padding segment")
+            checks.count(seg.kind, seg.part, len(seg.data), seg_hash)
             if seg.kind == PADDING:
-                if seg.part != 0 or not length or seg.data != _ZEROS[:length]:
-                    raise LetterError("malformed letter: bad padding segment")
-                padding += length
                 seg.release(ring, None)
                 continue
-            # DATA: parts in order, each part's segments full but its last.
-            if padding or not length or seg.part < len(parts) - 1 or seg.part >= MAX_PARTS:
-                raise LetterError(f"malformed letter: segment {seg.index} out of order")
-            while len(parts) <= seg.part:
-                parts.append(_PartState())
-            state = parts[seg.part]
-            if not state.last_full:
-                raise LetterError(f"malformed letter: segment {seg.index} follows a short one")
-            state.size += length
-            state.hash.update(seg_hash)
-            state.last_full = length == SEGMENT_SIZE
             self._held = None
             yield seg.part, seg.data
             seg.release(ring, self._held)
         if self._src.read(1):
             raise LetterError("malformed letter: data after the final segment")
-        self.letter_id = letter_id.hexdigest()
+        self.letter_id = checks.letter_id
 
     def _segments(self, hashes: Worker | None, ring: BufferRing | None) -> Iterator[_Segment]:
         """Read segments, each hashed (on the worker) while the consumer
@@ -505,7 +473,78 @@ class LetterReader:
         return _Segment(index, kind, part, data, signature, digest, buf)
 
 
-_ZEROS = bytes(SEGMENT_SIZE)
+ZEROS = bytes(SEGMENT_SIZE)
+
+
+class Checks:
+    """The rules a letter's segments are held to, in order: each signed by
+    the sender; the parts in order, each part's segments full but its last;
+    padding after the parts, zeros only; the final segment's manifest
+    matching all of it. LetterReader applies them as it reads; the parallel
+    opener applies shape() to the whole layout first, its workers verify(),
+    and count() follows in order.
+    """
+
+    def __init__(self, header: LetterHeader, header_bytes: bytes) -> None:
+        self._header = header
+        self._key = Ed25519PublicKey.from_public_bytes(header.sender)
+        self._header_hash = blake3.blake3(HEADER_LABEL + header_bytes).digest()
+        self._id = blake3.blake3(ID_LABEL + header_bytes)
+        self._content = blake3.blake3(CONTENT_LABEL)
+        self._parts: list[_PartState] = []
+        self._shape_parts = 0
+        self._shape_short = False
+        self._shape_padding = False
+        self._padding = 0
+        self.letter_id: str | None = None
+
+    def verify(self, index: int, final: bool, seg_hash: bytes, signature: bytes) -> None:
+        try:
+            self._key.verify(signature, _signed_message(self._header_hash, index, final, seg_hash))
+        except InvalidSignature:
+            raise LetterError(
+                f"segment {index} is not signed by the sender: the letter was altered"
+            ) from None
+
+    def shape(self, index: int, kind: int, part: int, length: int) -> None:
+        """Where a data or padding segment may stand, from its head alone."""
+        if kind == PADDING:
+            if part != 0 or not length:
+                raise LetterError("malformed letter: bad padding segment")
+            self._shape_padding = True
+            return
+        if self._shape_padding or not length or part < self._shape_parts - 1 or part >= MAX_PARTS:
+            raise LetterError(f"malformed letter: segment {index} out of order")
+        if part == self._shape_parts - 1 and self._shape_short:
+            raise LetterError(f"malformed letter: segment {index} follows a short one")
+        self._shape_parts = part + 1
+        self._shape_short = length != SEGMENT_SIZE
+
+    def count(self, kind: int, part: int, length: int, seg_hash: bytes) -> None:
+        """Take in a data or padding segment that verify() and shape() passed."""
+        self._id.update(seg_hash)
+        self._content.update(seg_hash)
+        if kind == PADDING:
+            self._padding += length
+            return
+        while len(self._parts) <= part:
+            self._parts.append(_PartState())
+        state = self._parts[part]
+        state.size += length
+        state.hash.update(seg_hash)
+
+    def final(self, index: int, part: int, manifest: bytes, seg_hash: bytes) -> Manifest:
+        """Take in the final segment, once verify() passed; the manifest."""
+        self._id.update(seg_hash)
+        if part != 0:
+            raise LetterError("malformed letter: bad final segment")
+        m = _check_manifest(manifest, self._parts, index, self._content.hexdigest(), self._padding)
+        # The header's padding policy holds: none, or the Padmé bucket.
+        size = sum(p.size for p in m.parts)
+        if self._padding != (padme(size) - size if self._header.padding else 0):
+            raise LetterError("malformed letter: padding does not match the header")
+        self.letter_id = self._id.hexdigest()
+        return m
 
 
 @dataclass
