@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from pouch import _parallel_seal, age, container, letters
+from pouch import _parallel_open, _parallel_seal, age, container, letters
 from pouch.age import _parallel
 from pouch.age._format import parse_header
 from pouch.age._stream import EncryptingWriter, payload_aead
@@ -288,10 +288,27 @@ def _handmade(
     """A letter written by a sender who breaks the rules on purpose."""
     from dataclasses import replace
 
-    from pouch.letter import PADDING, LetterHeader, LetterWriter, envelope_binding
+    from pouch.letter import PADDING, LetterWriter
 
     enc = age.Encryptor([KIM.x25519.recipient])
-    header = LetterHeader(
+    header = replace(_handmade_header(enc), **header_changes)  # type: ignore[arg-type]
+    out = io.BytesIO()
+    with enc.writer(out) as w:
+        lw = LetterWriter(w.write, header, TRUMP.signing)
+        lw.add_part(io.BytesIO(body))
+        for i in range(parts - 1):
+            lw.add_part(io.BytesIO(b""), f"f{i}")
+        for _ in range(pad_bytes and 1):
+            lw._segment(PADDING, 0, bytes(pad_bytes))
+            lw._padding = pad_bytes
+        lw.close()
+    return container.header(len(out.getvalue())) + out.getvalue()
+
+
+def _handmade_header(enc: age.Encryptor) -> Any:
+    from pouch.letter import LetterHeader, envelope_binding
+
+    return LetterHeader(
         sender=TRUMP.signing_key,
         recipients=(KIM.signing_key,),
         date="2018-05-24T09:00:00Z",
@@ -304,18 +321,6 @@ def _handmade(
         decoys=0,
         envelope=envelope_binding(enc.header, enc.nonce),
     )
-    header = replace(header, **header_changes)  # type: ignore[arg-type]
-    out = io.BytesIO()
-    with enc.writer(out) as w:
-        lw = LetterWriter(w.write, header, TRUMP.signing)
-        lw.add_part(io.BytesIO(body))
-        for i in range(parts - 1):
-            lw.add_part(io.BytesIO(b""), f"f{i}")
-        for _ in range(pad_bytes and 1):
-            lw._segment(PADDING, 0, bytes(pad_bytes))
-            lw._padding = pad_bytes
-        lw.close()
-    return container.header(len(out.getvalue())) + out.getvalue()
 
 
 def test_the_padding_must_follow_the_header() -> None:
@@ -481,3 +486,154 @@ def test_a_file_changing_size_while_sealed_is_refused(
             letters.seal(TRUMP, [KIM.card()], body, dst,
                          attachments=[("annex.bin", src)], stream="5" * 32,
                          seq={KIM.fingerprint: 1}, jobs=2)  # fmt: skip
+
+
+# --- opening on every core ---------------------------------------------------------
+
+
+def _open_file(
+    folder: Path, data: bytes, jobs: int, reader: Identity = KIM, keep: bool = True
+) -> tuple[letters.Opened, dict[int, bytes]]:
+    """Open data from a file, its parts into files (or memory, keep=False)."""
+    path = folder / "in.pouch"
+    path.write_bytes(data)
+    parts: dict[int, BinaryIO] = {}
+
+    def sink(part: int) -> BinaryIO:
+        parts[part] = open(folder / f"out{part}", "w+b") if keep else io.BytesIO()
+        return parts[part]
+
+    try:
+        opened = letters.open_letter(reader, path, sink, jobs=jobs)
+        got = {}
+        for part, f in parts.items():
+            f.seek(0)
+            got[part] = f.read()
+        return opened, got
+    finally:
+        for f in parts.values():
+            f.close()
+
+
+@pytest.fixture
+def layouts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many letters the parallel opener laid out (a spy on the real one)."""
+    seen: list[int] = []
+    real = _parallel_open.layout
+
+    def spy(*args: Any) -> Any:
+        seen.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(_parallel_open, "layout", spy)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("sizes", "pad", "jobs"),
+    [
+        ((9 * MiB + 5, 0, 3 * MiB + 7), False, 2),
+        ((9 * MiB + 5, 0, 3 * MiB + 7), False, 3),
+        ((17, 10 * MiB), True, 2),
+    ],
+)
+def test_opening_on_every_core_gives_the_same_letter(
+    tmp_path: Path, layouts: list[int], sizes: tuple[int, ...], pad: bool, jobs: int
+) -> None:
+    parts = [(None if i == 0 else f"a{i}", _pseudo_random(n, f"p{i}")) for i, n in enumerate(sizes)]
+    sealed = _seal_files(tmp_path, parts, jobs=1, pad=pad)
+    one, got_one = _open_file(tmp_path, sealed, jobs=1)
+    assert layouts == []
+    many, got_many = _open_file(tmp_path, sealed, jobs=jobs)
+    assert layouts == [1]
+    assert many == one
+    assert got_many == got_one == {i: d for i, (_, d) in enumerate(parts) if d}
+
+
+def test_parts_kept_in_memory_fall_back_to_the_stream(tmp_path: Path, layouts: list[int]) -> None:
+    body = _pseudo_random(9 * MiB, "body")
+    sealed = _seal_files(tmp_path, [(None, body)], jobs=1)
+    opened, got = _open_file(tmp_path, sealed, jobs=2, keep=False)
+    assert layouts == [1]  # laid out, then opened as a stream
+    assert got == {0: body}
+    assert opened.manifest.parts[0].size == len(body)
+
+
+def _big_forgeries() -> tuple[bytes, dict[str, tuple[bytes, str]]]:
+    """A large letter to KIM and CHOL, and what CHOL (who holds the file key)
+    can make of it, each with the error it must meet."""
+    body = _pseudo_random(9 * MiB + 10, "big")
+    a = seal(to=(KIM, CHOL), body=body, label="big a", kem="classic")
+    b = seal(to=(KIM, CHOL), body=body[::-1], label="big b", kem="classic")
+    h, nonce, key, plain = _split(a, CHOL)
+    prefix, segs = _segments(plain)
+    _, other = _segments(_split(b, CHOL)[3])
+    last = bytearray(segs[-2])
+    last[20] ^= 1
+    cases = {
+        "spliced": (
+            prefix + b"".join(segs[:4]) + other[4] + b"".join(segs[5:]),
+            "segment 4 is not",
+        ),
+        "reordered": (prefix + segs[1] + segs[0] + b"".join(segs[2:]), "segment 0 is not signed"),
+        "changed": (prefix + b"".join(segs[:-2]) + bytes(last) + segs[-1], "segment 9 is not"),
+        "final dropped": (prefix + b"".join(segs[:-1]), "final segment is missing"),
+        "after the final": (plain + segs[3], "data after the final segment"),
+    }
+    return a, {k: (_envelope(h, nonce, key, v), m) for k, (v, m) in cases.items()}
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_co_recipient_cannot_forge_a_large_letter(
+    tmp_path: Path, layouts: list[int], jobs: int
+) -> None:
+    good, forgeries = _big_forgeries()
+    _open_file(tmp_path, good, jobs=jobs)
+    for forged, message in forgeries.values():
+        with pytest.raises(LetterError, match=message):
+            _open_file(tmp_path, forged, jobs=jobs)
+    assert len(layouts) == (1 + len(forgeries) if jobs > 1 else 0)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_damaged_large_letter_is_refused(tmp_path: Path, jobs: int) -> None:
+    good, _ = _big_forgeries()
+    for at in (200, len(good) // 2, len(good) - 100, len(good) - 1):
+        damaged = bytearray(good)
+        damaged[at] ^= 0x10
+        with pytest.raises(PouchError):
+            _open_file(tmp_path, bytes(damaged), jobs=jobs)
+    for cut in (len(good) // 2, len(good) - 17):
+        with pytest.raises(PouchError, match="truncated"):
+            _open_file(tmp_path, good[:cut], jobs=jobs)
+
+
+def _sender_made(segments: list[tuple[int, int, bytes]]) -> bytes:
+    """A large letter whose sender signs segments in a shape the rules forbid."""
+    from pouch.letter import LetterWriter
+
+    enc = age.Encryptor([KIM.x25519.recipient])
+    header = _handmade_header(enc)
+    out = io.BytesIO()
+    with enc.writer(out) as w:
+        lw = LetterWriter(w.write, header, TRUMP.signing)
+        for kind, part, data in segments:
+            lw._segment(kind, part, data)
+        lw.close()
+    return container.header(len(out.getvalue())) + out.getvalue()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_shape_rules_hold_on_every_path(tmp_path: Path, jobs: int) -> None:
+    from pouch.letter import DATA, PADDING
+
+    full = [(DATA, 0, _pseudo_random(MiB, f"s{i}")) for i in range(9)]
+    cases = {
+        "follows a short one": [(DATA, 0, b"short"), *full],
+        "segment 9 out of order": [*[(DATA, 1, d) for _, _, d in full], (DATA, 0, b"late")],
+        "segment 1 out of order": [(PADDING, 0, bytes(10)), *full],
+        "bad padding segment": [*full, (PADDING, 0, b"\x01" * 10)],
+    }
+    for message, segments in cases.items():
+        with pytest.raises(LetterError, match=message):
+            _open_file(tmp_path, _sender_made(segments), jobs=jobs)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,19 +22,25 @@ from typing import BinaryIO
 
 import blake3
 
-from . import _parallel_seal, age, container
+from . import _parallel_open, _parallel_seal, age, container
 from ._pipeline import BufferRing, Worker
 from .age import _parallel
 from .age._format import parse_header
+from .age._stream import ENC_CHUNK_SIZE
 from .errors import LetterError, NotAddressedError, UsageError
 from .identity import Card, Identity, fingerprint, rfc3339
 from .letter import (
+    DATA,
+    SEGMENT_HEAD,
     SEGMENT_SIZE,
+    SIGNATURE_SIZE,
+    Checks,
     LetterHeader,
     LetterReader,
     LetterWriter,
     Manifest,
     envelope_binding,
+    segment_hash,
 )
 
 Rand = Callable[[int], bytes]
@@ -271,7 +278,11 @@ PartSink = Callable[[int], BinaryIO | None]
 
 
 def open_letter(
-    identity: Identity, source: str | os.PathLike[str] | BinaryIO, sink: PartSink
+    identity: Identity,
+    source: str | os.PathLike[str] | BinaryIO,
+    sink: PartSink,
+    *,
+    jobs: int | None = None,
 ) -> Opened:
     """Open the container at source (a path or a seekable file) with identity.
 
@@ -279,8 +290,26 @@ def open_letter(
     0 is the body), or None to verify it without keeping it. What reaches a
     sink is not yet the whole letter's verdict: the caller publishes only
     after this returns, and discards everything if it raises.
+
+    A large letter in a regular file whose parts go to regular files is
+    opened by jobs processes (by default one per core), which call sink
+    for every part before writing any.
     """
     c = container.load(source)
+    jobs = jobs or _parallel.default_jobs()
+    if jobs > 1 and _parallel.worth_it(c.age_length // ENC_CHUNK_SIZE, jobs) and _is_file(c.src):
+        opened, sinks = _open_parallel(identity, c, sink, jobs)
+        if opened is not None:
+            return opened
+
+        def sink_again(part: int) -> BinaryIO | None:
+            return sinks.pop(part) if part in sinks else sink(part)
+
+        return _open_stream(identity, c, sink_again)
+    return _open_stream(identity, c, sink)
+
+
+def _open_stream(identity: Identity, c: container.Container, sink: PartSink) -> Opened:
     # The envelope id is hashed, and the parts written, on two workers while
     # this thread decrypts and verifies.
     with Worker("envelope") as tapped, Worker("hash") as hashes, Worker("out") as out:
@@ -288,17 +317,7 @@ def open_letter(
         stream = c.age_stream(tap=lambda block: tapped.submit(envelope.update, block))
         d = age.Decryptor(stream, [identity.pq, identity.x25519])
         reader = LetterReader(io.BufferedReader(d.reader(), buffer_size=1 << 20))
-        header = reader.header
-        if identity.signing_key not in header.recipients:
-            raise NotAddressedError(
-                "not addressed to you: this letter was forwarded",
-                "its signed header names other recipients; it was re-encrypted to you",
-            )
-        if header.envelope != envelope_binding(d.header, d.nonce):
-            raise LetterError(
-                "the letter was moved into another envelope: its header names another one",
-                "do not trust it; ask the sender for the original",
-            )
+        _check_envelope(identity, reader.header, d)
         outputs: dict[int, BinaryIO | None] = {}
         for part, data in reader.data(hashes, BufferRing(10, SEGMENT_SIZE)):
             if part not in outputs:
@@ -309,13 +328,73 @@ def open_letter(
         tapped.finish()
         envelope_id = envelope.hexdigest()
     assert reader.manifest is not None and reader.letter_id is not None
-    stanzas = d.stanzas
+    _check_stanzas(reader.header, d)
+    return Opened(
+        reader.header, reader.manifest, reader.letter_id, envelope_id, len(d.stanzas), c.torn
+    )
+
+
+def _open_parallel(
+    identity: Identity, c: container.Container, sink: PartSink, jobs: int
+) -> tuple[Opened | None, dict[int, BinaryIO | None]]:
+    """Open on jobs processes (_parallel_open.py). When a part's file is not
+    a regular one, returns None and the files the sink gave."""
+    d = age.Decryptor(c.age_stream(), [identity.pq, identity.x25519])
+    p = _parallel_open.payload(c, d.header, d.payload_aead)
+    p.check_last()
+    reader = LetterReader(io.BufferedReader(d.reader(), buffer_size=1 << 20))
+    header = reader.header
+    _check_envelope(identity, header, d)
+    checks = Checks(header, reader.header_bytes)
+    start = _parallel_open.letter_start(reader.header_bytes)
+    segments, final = _parallel_open.layout(p, start, checks)
+    files: dict[int, BinaryIO | None] = {}
+    for seg in segments:
+        if seg.kind == DATA and seg.part not in files:
+            files[seg.part] = sink(seg.part)
+    fds = _parallel_open.usable(files)
+    if fds is None:
+        return None, files
+    envelope_id = _parallel_open.open_segments(p, checks, segments, fds, c, jobs)
+    whole = p.read(final.offset, SEGMENT_HEAD.size + final.length + SIGNATURE_SIZE)
+    manifest = whole[SEGMENT_HEAD.size : SEGMENT_HEAD.size + final.length]
+    seg_hash = segment_hash(whole[: SEGMENT_HEAD.size], manifest)
+    checks.verify(final.index, True, seg_hash, whole[-SIGNATURE_SIZE:])
+    m = checks.final(final.index, final.part, manifest, seg_hash)
+    assert checks.letter_id is not None
+    _check_stanzas(header, d)
+    return Opened(header, m, checks.letter_id, envelope_id, len(d.stanzas), c.torn), files
+
+
+def _is_file(f: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        return False
+
+
+def _check_envelope(identity: Identity, header: LetterHeader, d: age.Decryptor) -> None:
+    """Addressed to this identity, and in the envelope it was sealed into.
+    Run before the header's signature is verified (with the segments):
+    refusing early is safe."""
+    if identity.signing_key not in header.recipients:
+        raise NotAddressedError(
+            "not addressed to you: this letter was forwarded",
+            "its signed header names other recipients; it was re-encrypted to you",
+        )
+    if header.envelope != envelope_binding(d.header, d.nonce):
+        raise LetterError(
+            "the letter was moved into another envelope: its header names another one",
+            "do not trust it; ask the sender for the original",
+        )
+
+
+def _check_stanzas(header: LetterHeader, d: age.Decryptor) -> None:
     expected = "mlkem768x25519" if header.kem == PQ else "X25519"
-    if len(stanzas) != len(header.recipients) + header.decoys or any(
-        s.type != expected for s in stanzas
+    if len(d.stanzas) != len(header.recipients) + header.decoys or any(
+        s.type != expected for s in d.stanzas
     ):
         raise LetterError("the envelope's recipient stanzas do not match what the letter declares")
-    return Opened(header, reader.manifest, reader.letter_id, envelope_id, len(stanzas), c.torn)
 
 
 def sanitize_name(name: str, index: int) -> str:

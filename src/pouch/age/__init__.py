@@ -266,6 +266,13 @@ class Decryptor:
     def reader(self) -> DecryptingReader:
         return DecryptingReader(self._aead, self._src)
 
+    @property
+    def payload_aead(self) -> ChaCha20Poly1305:
+        """The payload's AEAD, for a caller that opens the chunks itself,
+        out of order, on several cores (chunk i with _stream.chunk_nonce).
+        Such a caller must check every chunk's tag, as open_chunk does."""
+        return self._aead
+
 
 def _copy(read: Callable[[int], bytes | None], write: Callable[[bytes], object]) -> None:
     while chunk := read(CHUNK_SIZE * 4):
@@ -464,7 +471,7 @@ def decrypt_file(
 
 
 def _decrypt_parallel(d: Decryptor, src: BinaryIO, size: int, dst: BinaryIO, jobs: int) -> None:
-    aead = d._aead
+    aead = d.payload_aead
     src_fd, dst_fd = src.fileno(), dst.fileno()
     offset = src.tell()
 

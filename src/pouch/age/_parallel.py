@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from .. import errors
 from ..errors import FileError, PayloadError, PouchError
 from ._stream import (
     CHUNK_SIZE,
@@ -152,14 +153,20 @@ def shares(n_chunks: int, jobs: int) -> list[int]:
     return [n_chunks * k // jobs for k in range(jobs + 1)]
 
 
-def run(work: Callable[[int, int], bytes | None], bounds: Sequence[int]) -> list[bytes]:
+def run(
+    work: Callable[[int, int], bytes | None],
+    bounds: Sequence[int],
+    meanwhile: Callable[[], None] | None = None,
+) -> list[bytes]:
     """Run work(bounds[k], bounds[k + 1]) for every share k, each on a core.
 
-    The parent takes the first share and forks a worker for each other one.
-    Returns what each share's work returned (a worker hands it back through
-    its pipe). When several shares fail, the error of the earliest one is
-    raised, so the message names the first bad chunk whatever the timing.
-    The caller must not have other threads running: this forks.
+    The parent takes the first share and forks a worker for each other one;
+    or, given meanwhile, forks a worker for every share and calls meanwhile()
+    while they work. Returns what each share's work returned (a worker hands
+    it back through its pipe). When several shares fail, the error of the
+    earliest one is raised, so the message names the first bad chunk
+    whatever the timing. The caller must not have other threads running:
+    this forks.
     """
     jobs = len(bounds) - 1
     children: dict[int, tuple[int, int]] = {}  # share -> (pid, read end of its pipe)
@@ -167,7 +174,7 @@ def run(work: Callable[[int, int], bytes | None], bounds: Sequence[int]) -> list
     results: list[bytes] = [b""] * jobs
     try:
         parent = os.getpid()
-        for k in range(1, jobs):
+        for k in range(0 if meanwhile else 1, jobs):
             r, w = os.pipe()
             # Signals stay blocked from fork until the child has reset its
             # handlers: a Ctrl-C in between must not run the parent's cleanup
@@ -183,7 +190,10 @@ def run(work: Callable[[int, int], bytes | None], bounds: Sequence[int]) -> list
             os.close(w)
             children[k] = (pid, r)
         try:
-            results[0] = work(bounds[0], bounds[1]) or b""
+            if meanwhile is None:
+                results[0] = work(bounds[0], bounds[1]) or b""
+            else:
+                meanwhile()
         except PouchError as e:
             errors[0] = e
         except OSError as e:
@@ -210,9 +220,6 @@ def _stop(children: dict[int, tuple[int, int]]) -> None:
             os.waitpid(pid, 0)
         os.close(r)
     children.clear()
-
-
-_KINDS: dict[str, type[PouchError]] = {"payload": PayloadError, "file": FileError}
 
 
 def _die_with_parent(parent: int) -> None:
@@ -245,14 +252,15 @@ def _child(
             if result:
                 _write_all(w, b"ok\n" + result)
             code = 0
-        except PayloadError as e:
-            os.write(w, b"payload\n" + e.message.encode())
-        except FileError as e:
-            os.write(w, b"file\n" + e.message.encode())
+        except PouchError as e:
+            # The error's own class, message and hints, for the parent to
+            # raise again (an ordinary exception, not a pickle).
+            said = "\0".join((type(e).__name__, e.message, *e.hints))
+            _write_all(w, said.encode())
         except OSError as e:
-            os.write(w, b"file\n" + f"I/O error: {e.strerror}".encode())
+            _write_all(w, f"FileError\0I/O error: {e.strerror}".encode())
         except BaseException as e:
-            os.write(w, b"error\n" + f"worker failed: {type(e).__name__}: {e}".encode())
+            _write_all(w, f"PouchError\0worker failed: {type(e).__name__}: {e}".encode())
     finally:
         # Never return into the parent's code, never run its exit handlers.
         os._exit(code)
@@ -275,8 +283,9 @@ def _reap(pid: int, r: int) -> tuple[PouchError | None, bytes]:
     if os.waitstatus_to_exitcode(status) == 0:
         # A worker that returned nothing wrote nothing.
         return None, said[len(b"ok\n") :] if said.startswith(b"ok\n") else b""
-    kind, _, message = said.decode(errors="replace").partition("\n")
-    if not message:
+    name, *words = said.decode(errors="replace").split("\0")
+    kind = getattr(errors, name, None)
+    if not words or not (isinstance(kind, type) and issubclass(kind, PouchError)):
         status_code = os.waitstatus_to_exitcode(status)
         return PouchError(f"a worker process died (status {status_code})"), b""
-    return _KINDS.get(kind, PouchError)(message), b""
+    return kind(*words), b""

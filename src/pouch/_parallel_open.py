@@ -1,0 +1,292 @@
+"""Opening a letter on every core, when it comes in a regular file and its
+parts go to regular files.
+
+letters.open_letter streams: one thread decrypts (pyca's AEAD holds the GIL)
+while others hash and write. A letter in a file can be opened on several
+cores instead, because its layout can be read cheaply ahead of its content:
+each segment's head (kind, part, length) tells where the next one starts,
+and reading a head means opening one STREAM chunk in sixteen. So:
+
+1. The last chunk is opened first (a truncated or extended file fails here,
+   as it would on the streaming path), then the letter's header, which is
+   checked as on the streaming path (addressed to this identity, bound to
+   this envelope).
+2. The heads are walked, and the whole layout is held to the letter's shape
+   rules (letter.Checks.shape) before a byte is written.
+3. The segments are cut into one run per worker process (age/_parallel forks
+   them); each worker opens its run's chunks, hashes every segment, verifies
+   its signature (and that padding is zeros), and writes the data in place
+   into the part's file with pwrite. Meanwhile the parent hashes the
+   ciphertext for the envelope id.
+4. The parent takes the segment hashes in order (letter.Checks.count), then
+   opens and verifies the final segment and its manifest.
+
+What a worker writes is what that worker verified. Nothing is published
+here: the caller renames the part files only once this returns.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import blake3
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from . import container
+from .age import _parallel
+from .age._stream import (
+    CHUNK_SIZE,
+    ENC_CHUNK_SIZE,
+    NONCE_SIZE,
+    TAG_SIZE,
+    chunk_nonce,
+    open_chunk,
+)
+from .errors import LetterError, PayloadError
+from .letter import (
+    DATA,
+    FINAL,
+    LENGTH,
+    MAX_MANIFEST,
+    PADDING,
+    PREAMBLE,
+    SEGMENT_HEAD,
+    SEGMENT_SIZE,
+    SIGNATURE_SIZE,
+    ZEROS,
+    Checks,
+    segment_hash,
+)
+
+HASH_SIZE = 32
+# Chunks read per pread: 1 MiB of ciphertext per system call.
+BATCH = 16
+
+
+@dataclass(frozen=True)
+class _Segment:
+    index: int
+    offset: int  # where its head starts, in the letter
+    kind: int
+    part: int
+    length: int
+    at: int  # where its data goes in the part's file
+
+
+class Payload:
+    """Random access to an age payload's plaintext, a chunk at a time; each
+    chunk is authenticated before a byte of it is used."""
+
+    def __init__(
+        self, aead: ChaCha20Poly1305, fd: int, offset: int, length: int, batch: int = 1
+    ) -> None:
+        """batch is how many chunks each read takes: one to walk the heads,
+        BATCH to read segments through."""
+        self._aead = aead
+        self._fd = fd
+        self._offset = offset
+        self._length = length
+        self._batch = batch
+        self.chunks = -(-length // ENC_CHUNK_SIZE)
+        self.size = length - self.chunks * TAG_SIZE  # the plaintext's
+        self._window = memoryview(bytearray(batch * ENC_CHUNK_SIZE))
+        self._first = self._end = 0  # the chunks in _window
+        self._plain = bytearray(CHUNK_SIZE)
+        self._cached = -1  # the chunk in _plain
+
+    def check_last(self) -> None:
+        """Open the last chunk: a file cut short or with data after its end
+        fails here, with the streaming path's error."""
+        if not self.chunks:
+            raise PayloadError("file truncated: final chunk missing")
+        i = self.chunks - 1
+        enc = bytes(self._cipher(i))
+        _, error = open_chunk(self._aead, i, enc, True)
+        if error is not None:
+            raise error
+
+    def _cipher(self, i: int) -> memoryview:
+        if not self._first <= i < self._end:
+            self._first = i
+            self._end = min(i + self._batch, self.chunks)
+            start = i * ENC_CHUNK_SIZE
+            want = min(self._end * ENC_CHUNK_SIZE, self._length) - start
+            if _parallel.pread_into(self._fd, self._window[:want], self._offset + start) != want:
+                raise PayloadError("file truncated while it was being read")
+        at = (i - self._first) * ENC_CHUNK_SIZE
+        end = min(at + ENC_CHUNK_SIZE, self._length - self._first * ENC_CHUNK_SIZE)
+        return self._window[at:end]
+
+    def _open(self, i: int, out: memoryview) -> None:
+        enc = self._cipher(i)
+        try:
+            self._aead.decrypt_into(chunk_nonce(i, i == self.chunks - 1), enc, None, out)
+        except InvalidTag:
+            raise PayloadError(
+                f"the file was altered or damaged: chunk {i} does not authenticate"
+            ) from None
+
+    def read_into(self, offset: int, out: memoryview) -> None:
+        """Fill out with the plaintext at offset."""
+        if offset + len(out) > self.size:
+            raise LetterError("letter truncated: the final segment is missing")
+        while out:
+            i, within = divmod(offset, CHUNK_SIZE)
+            size = min(CHUNK_SIZE, self.size - i * CHUNK_SIZE)
+            take = min(len(out), size - within)
+            if take == CHUNK_SIZE:  # a whole chunk: straight into out
+                self._open(i, out[:take])
+            else:
+                if self._cached != i:
+                    self._open(i, memoryview(self._plain)[:size])
+                    self._cached = i
+                out[:take] = self._plain[within : within + take]
+            out = out[take:]
+            offset += take
+
+    def batched(self) -> Payload:
+        """The same payload, read BATCH chunks at a time."""
+        return Payload(self._aead, self._fd, self._offset, self._length, BATCH)
+
+    def read(self, offset: int, n: int) -> bytes:
+        out = bytearray(n)
+        self.read_into(offset, memoryview(out))
+        return bytes(out)
+
+
+def layout(p: Payload, start: int, checks: Checks) -> tuple[list[_Segment], _Segment]:
+    """Walk the heads from start: the data and padding segments, each held
+    to the shape rules, and the final one."""
+    segments: list[_Segment] = []
+    written: dict[int, int] = {}
+    offset = start
+    overhead = SEGMENT_HEAD.size + SIGNATURE_SIZE
+    while True:
+        index = len(segments)
+        kind, part, length = SEGMENT_HEAD.unpack(p.read(offset, SEGMENT_HEAD.size))
+        limit = MAX_MANIFEST if kind == FINAL else SEGMENT_SIZE
+        if kind not in (DATA, PADDING, FINAL) or length > limit:
+            raise LetterError(f"malformed letter: bad segment {index}")
+        if offset + overhead + length > p.size:
+            raise LetterError("letter truncated: the final segment is missing")
+        seg = _Segment(index, offset, kind, part, length, written.get(part, 0))
+        offset += overhead + length
+        if kind == FINAL:
+            if offset != p.size:
+                raise LetterError("malformed letter: data after the final segment")
+            return segments, seg
+        checks.shape(index, kind, part, length)
+        if kind == DATA:
+            written[part] = seg.at + length
+        segments.append(seg)
+
+
+def usable(files: dict[int, BinaryIO | None]) -> dict[int, int] | None:
+    """The file descriptors of the parts' files, or None if one is not a
+    regular file (a terminal, a pipe, memory)."""
+    fds = {}
+    for part, f in files.items():
+        if f is None:
+            continue
+        try:
+            fd = f.fileno()
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+        except (OSError, AttributeError, ValueError):
+            return None
+        fds[part] = fd
+    return fds
+
+
+def open_segments(
+    p: Payload,
+    checks: Checks,
+    segments: list[_Segment],
+    fds: dict[int, int],
+    c: container.Container,
+    jobs: int,
+) -> str:
+    """Verify and write every data and padding segment on jobs processes,
+    then count them into checks in order. Returns the envelope id, hashed
+    meanwhile."""
+    bounds = _runs(segments, jobs)
+    envelope = blake3.blake3()
+
+    def work(first: int, end: int) -> bytes:
+        return _open_run(p.batched(), checks, segments[first:end], fds)
+
+    def meanwhile() -> None:
+        _hash(envelope, c.src.fileno(), c.age_offset, c.age_offset + c.age_length)
+
+    results = _parallel.run(work, bounds, meanwhile)
+    hashes = b"".join(results)
+    for seg in segments:
+        at = seg.index * HASH_SIZE
+        checks.count(seg.kind, seg.part, seg.length, hashes[at : at + HASH_SIZE])
+    return envelope.hexdigest()
+
+
+def _runs(segments: list[_Segment], jobs: int) -> list[int]:
+    """One run of segments per worker, of about the same length."""
+    total = sum(s.length for s in segments) or 1
+    jobs = max(1, min(jobs, len(segments)))
+    bounds = [0]
+    done = 0
+    for i, seg in enumerate(segments):
+        if done * jobs >= total * len(bounds) and len(bounds) < jobs:
+            bounds.append(i)
+        done += seg.length
+    return [*bounds, len(segments)]
+
+
+def _open_run(
+    p: Payload,
+    checks: Checks,
+    segments: list[_Segment],
+    fds: dict[int, int],
+) -> bytes:
+    """Open, hash and verify these segments, write their data; their hashes."""
+    buf = memoryview(bytearray(SEGMENT_HEAD.size + SEGMENT_SIZE + SIGNATURE_SIZE))
+    hashes = []
+    for seg in segments:
+        whole = buf[: SEGMENT_HEAD.size + seg.length + SIGNATURE_SIZE]
+        p.read_into(seg.offset, whole)
+        head = whole[: SEGMENT_HEAD.size]
+        data = whole[SEGMENT_HEAD.size : SEGMENT_HEAD.size + seg.length]
+        seg_hash = segment_hash(bytes(head), data)
+        checks.verify(seg.index, False, seg_hash, bytes(whole[-SIGNATURE_SIZE:]))
+        if seg.kind == PADDING:
+            if data != ZEROS[: seg.length]:
+                raise LetterError("malformed letter: bad padding segment")
+        elif (fd := fds.get(seg.part)) is not None:
+            _parallel.pwrite(fd, data, seg.at)
+        hashes.append(seg_hash)
+    return b"".join(hashes)
+
+
+def letter_start(header_bytes: bytes) -> int:
+    """Where the first segment starts, in the letter."""
+    return len(PREAMBLE) + LENGTH.size + len(header_bytes)
+
+
+def payload(c: container.Container, age_header: bytes, aead: ChaCha20Poly1305) -> Payload:
+    start = c.age_offset + len(age_header) + NONCE_SIZE
+    return Payload(aead, c.src.fileno(), start, c.age_offset + c.age_length - start)
+
+
+def _hash(h: blake3.blake3, fd: int, start: int, end: int) -> None:
+    """Hash fd's bytes [start, end). With pread, not a mapping: the input
+    comes from a courier and may shrink under us, which a mapping would
+    turn into SIGBUS."""
+    buf = memoryview(bytearray(1 << 20))
+    at = start
+    while at < end:
+        n = _parallel.pread_into(fd, buf[: min(len(buf), end - at)], at)
+        if not n:
+            raise PayloadError("file truncated while it was being read")
+        h.update(buf[:n])
+        at += n
