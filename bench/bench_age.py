@@ -98,7 +98,9 @@ def run(work: Path, age: str, age_version: str) -> None:
     for _ in range(SMALL_RUNS):
         for name, args in small_args.items():
             clear()
-            small_times[name].append(measure([str(a) for a in args], warm=False).seconds)
+            small_times[name].append(
+                measure([str(a) for a in args], warm=False, sample=False).seconds
+            )
 
     print()
     print(describe(work, age_version))

@@ -101,7 +101,9 @@ def run(work: Path, age: str, age_version: str) -> None:
     small = work / "small.pouch"
     pouch("seal", "-t", "Receiver", "-o", small, body, "--home", sender)
     small_open = [
-        measure([POUCH, "open", str(small), "--home", str(receiver)], warm=False).seconds
+        measure(
+            [POUCH, "open", str(small), "--home", str(receiver)], warm=False, sample=False
+        ).seconds
         for _ in range(SMALL_RUNS)
     ]
 
@@ -109,12 +111,13 @@ def run(work: Path, age: str, age_version: str) -> None:
     locked = work / "locked"
     env = {"POUCH_PASSPHRASE": "a passphrase for the bench"}
     pouch("init", "--name", "Locked", "--home", locked, env=env)
+    export = [POUCH, "key", "export", "--age"]
     with_lock = [
-        measure([POUCH, "key", "export", "--age", "--home", str(locked)], env, warm=False).seconds
+        measure([*export, "--home", str(locked)], env, warm=False, sample=False).seconds
         for _ in range(5)
     ]
     without = [
-        measure([POUCH, "key", "export", "--age", "--home", str(receiver)], warm=False).seconds
+        measure([*export, "--home", str(receiver)], warm=False, sample=False).seconds
         for _ in range(5)
     ]
 

@@ -35,7 +35,8 @@ class Sample:
 @dataclass
 class Series:
     name: str
-    samples: list[Sample] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)  # timed, not sampled
+    memory: Sample | None = None  # a run of its own, sampled
 
     def median_seconds(self) -> float:
         return statistics.median(s.seconds for s in self.samples)
@@ -47,10 +48,10 @@ class Series:
         return SIZE_MIB / min(s.seconds for s in self.samples)
 
     def largest_mib(self) -> float:
-        return max(s.largest_kib for s in self.samples) / 1024
+        return self.memory.largest_kib / 1024 if self.memory else 0.0
 
     def tree_mib(self) -> float:
-        return max(s.tree_kib for s in self.samples) / 1024
+        return self.memory.tree_kib / 1024 if self.memory else 0.0
 
 
 def _tree(pid: int) -> list[int]:
@@ -105,7 +106,9 @@ def warm_memory() -> None:
         del buf
 
 
-def measure(args: list[str], env: dict[str, str] | None = None, warm: bool = True) -> Sample:
+def measure(
+    args: list[str], env: dict[str, str] | None = None, warm: bool = True, sample: bool = True
+) -> Sample:
     """Run args: wall time, the largest process's peak RSS, and the peak of
     the whole tree's memory.
 
@@ -113,7 +116,12 @@ def measure(args: list[str], env: dict[str, str] | None = None, warm: bool = Tru
     a late sample still sees it. The tree's memory is the sum of every
     process's PSS, not of their RSS: forked workers share their parent's
     pages, and an RSS sum would count those once per process. PSS is no
-    high-water mark: this is the largest sum a sample saw."""
+    high-water mark: this is the largest sum a sample saw.
+
+    Sampling slows what it samples: reading a process's PSS walks its page
+    tables, under the lock its page faults take, and a tool that works on
+    several cores loses a core's share to the sampler. Timed runs therefore
+    pass sample=False (their memory figures are 0)."""
     peaks: dict[int, int] = {}
     tree = 0
     if warm:
@@ -128,7 +136,7 @@ def measure(args: list[str], env: dict[str, str] | None = None, warm: bool = Tru
     )
     done = threading.Event()
 
-    def sample() -> None:
+    def sample_tree() -> None:
         nonlocal tree
         while not done.is_set():
             total = 0
@@ -138,12 +146,14 @@ def measure(args: list[str], env: dict[str, str] | None = None, warm: bool = Tru
             tree = max(tree, total)
             time.sleep(0.005)
 
-    t = threading.Thread(target=sample, daemon=True)
-    t.start()
+    t = threading.Thread(target=sample_tree, daemon=True)
+    if sample:
+        t.start()
     p.wait()
     seconds = time.perf_counter() - start
     done.set()
-    t.join()
+    if sample:
+        t.join()
     if p.returncode != 0:
         raise SystemExit(f"failed ({p.returncode}): {' '.join(args)}")
     # Not ru_maxrss: the child is forked from this Python process, whose own
@@ -185,7 +195,8 @@ def interleaved(
     cases: dict[str, list[str | Path]], prepare: Callable[[], None], label: str
 ) -> dict[str, Series]:
     """RUNS timed runs of each case after a warm-up round, in a new shuffled
-    order each round, prepare() (say, removing the output) before each."""
+    order each round, prepare() (say, removing the output) before each; then
+    one more run of each, sampled for memory."""
     series = {name: Series(name) for name in cases}
     order = list(cases)
     for i in range(RUNS + 1):
@@ -197,10 +208,14 @@ def interleaved(
             # Flush the previous run's writes first, so that one tool's
             # writeback is not timed as another's work.
             os.sync()
-            sample = measure([str(a) for a in cases[name]])
+            sample = measure([str(a) for a in cases[name]], sample=False)
             if i > 0:  # the first round warms caches and memory up
                 series[name].samples.append(sample)
             print(f"  {label:8} {name:12} {sample.seconds:6.3f} s", file=sys.stderr)
+    for name in order:  # memory, from a run of its own
+        prepare()
+        os.sync()
+        series[name].memory = measure([str(a) for a in cases[name]])
     return series
 
 
