@@ -304,3 +304,32 @@ def test_a_full_disk_is_a_file_error(desks: dict[str, Path], tmp_path: Path) -> 
              str(desks["kim"])], preexec=_small_files)  # fmt: skip
     assert r.code == 9 and "File too large" in r.err, r.err
     assert list(folder.iterdir()) == []
+
+
+def test_a_large_letter_on_every_core(desks: dict[str, Path], tmp_path: Path) -> None:
+    """Nine MiB: pouch seal and open take the parallel paths (more than 8 MiB,
+    regular files). The attachment arrives whole; a flipped bit in the middle
+    of the ciphertext leaves nothing in the folder."""
+    annex = tmp_path / "annex.bin"
+    annex.write_bytes(os.urandom(9 << 20))
+    body = tmp_path / "body.txt"
+    body.write_bytes(LETTER)
+    sealed = tmp_path / "large.pouch"
+    r = pouch("seal", "-t", "Kim Jong-un", "-A", annex, "-o", sealed, body,
+              "--home", desks["trump"])  # fmt: skip
+    assert r.code == 0, r.err
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    r = pouch("open", sealed, "-o", folder, "--home", desks["kim"])
+    assert r.code == 0, r.err
+    assert (folder / "annex.bin").read_bytes() == annex.read_bytes()
+    for f in folder.iterdir():
+        f.unlink()
+
+    data = bytearray(sealed.read_bytes())
+    data[len(data) // 2] ^= 0x04
+    damaged = tmp_path / "damaged.pouch"
+    damaged.write_bytes(bytes(data))
+    r = pouch("open", damaged, "-o", folder, "--home", desks["kim"])
+    assert r.code == 7 and "does not authenticate" in r.err
+    assert list(folder.iterdir()) == []
