@@ -17,15 +17,22 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TESTKIT = HERE.parents[1] / "shared" / "age-testkit" / "testdata"
-TARGETS = ["fuzz_header", "fuzz_armor", "fuzz_decrypt", "fuzz_letter", "fuzz_container"]
+TARGETS = [
+    "fuzz_header",
+    "fuzz_armor",
+    "fuzz_decrypt",
+    "fuzz_letter",
+    "fuzz_container",
+    "fuzz_statements",
+]
 
 
-VECTORS = HERE.parent / "tests" / "vectors" / "letters"
+VECTORS = HERE.parent / "tests" / "vectors"
 
 
 def seed(corpus: Path) -> None:
     corpus.mkdir(parents=True, exist_ok=True)
-    for vector in sorted(VECTORS.glob("*.pouch")):
+    for vector in sorted([*VECTORS.glob("letters/*.pouch"), *VECTORS.glob("statements/*.json")]):
         (corpus / vector.name).write_bytes(vector.read_bytes()[:20000])
     if not TESTKIT.is_dir():
         return

@@ -16,6 +16,7 @@ import pytest
 
 from pouch import letters
 from pouch.age import ScryptIdentity, parse_identity
+from pouch.credentials import Credential, Revocation, Scope
 from pouch.identity import Card
 
 from .conftest import run
@@ -65,8 +66,16 @@ def test_statement_vectors_are_the_generator_output() -> None:
     on_disk = {p.name: p.read_bytes() for p in STATEMENTS.iterdir()}
     generated = dict(statement_vectors())
     assert on_disk == generated, "regenerate with python -m tests.vectors.generate"
-    for data in on_disk.values():
-        Card.from_bytes(data.strip())
+    for name in ("card_kim.json", "card_trump.json"):
+        Card.from_bytes(on_disk[name].strip())
+    kim = Card.from_bytes(on_disk["card_kim.json"].strip())
+    trump = Card.from_bytes(on_disk["card_trump.json"].strip())
+    credential = Credential.from_bytes(on_disk["credential_kim_chol.json"].strip())
+    scope = Scope.from_bytes(on_disk["credential_kim_chol.scope.json"].strip())
+    revocation = Revocation.from_bytes(on_disk["revocation_kim_chol.json"].strip())
+    assert credential.principal == kim.signing_key and credential.role == "envoy"
+    assert credential.allows(scope, trump.fingerprint)
+    assert revocation.revokes(credential)
 
 
 def test_letter_vectors_are_the_generator_output_and_open() -> None:

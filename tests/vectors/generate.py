@@ -112,9 +112,32 @@ def vector_identity(name: str) -> Identity:
 
 
 def statement_vectors() -> list[tuple[str, bytes]]:
-    return [
+    from pouch.credentials import accredit, revoke
+
+    cards = [
         (f"card_{who}.json", vector_identity(name).card().encode() + b"\n")
         for who, name in (("kim", "Kim Jong-un"), ("trump", "Donald J. Trump"))
+    ]
+    # Kim accredits Kim Yong-chol as his envoy for letters to Trump, for
+    # 30 days from 29 May 2018; then revokes it on 1 June.
+    kim, trump = vector_identity("Kim Jong-un"), vector_identity("Donald J. Trump")
+    start = datetime(2018, 5, 29, 0, 0, tzinfo=UTC)
+    credential, scope = accredit(
+        kim,
+        vector_identity("Kim Yong-chol").card(),
+        "envoy",
+        start,
+        datetime(2018, 6, 28, 0, 0, tzinfo=UTC),
+        [trump.fingerprint],
+        rand=stream_rand("credential kim to kim yong-chol"),
+    )
+    assert scope is not None
+    revocation = revoke(kim, credential.id, datetime(2018, 6, 1, 0, 0, tzinfo=UTC))
+    return [
+        *cards,
+        ("credential_kim_chol.json", credential.encode() + b"\n"),
+        ("credential_kim_chol.scope.json", scope.encode() + b"\n"),
+        ("revocation_kim_chol.json", revocation.encode() + b"\n"),
     ]
 
 
