@@ -86,6 +86,33 @@ def test_the_register_migrates_forward_and_refuses_the_future(tmp_path: Path) ->
     assert e.value.hints == ("upgrade pouch",)
 
 
+def test_a_schema_2_register_migrates_and_keeps_its_contacts(tmp_path: Path) -> None:
+    """A register written by the previous pouch (schema 2), built with the
+    previous migrations, keeps its contacts, counters and stream."""
+    from pouch import register
+
+    path = tmp_path / "register.db"
+    db = sqlite3.connect(path)
+    for step in register.MIGRATIONS[:2]:
+        db.executescript(step)
+    card = _identity("Kim Jong-un").card()
+    db.execute(
+        "INSERT INTO contacts VALUES (?, ?, ?, '2018-05-24T09:00:00Z', NULL, NULL)",
+        (card.fingerprint, card.name, card.encode()),
+    )
+    db.execute("INSERT INTO counters VALUES (?, 4)", (card.fingerprint,))
+    db.execute("INSERT INTO meta VALUES ('stream', 'abc')")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+    with Register(path) as reg:
+        assert reg.schema_version == SCHEMA_VERSION == 3
+        assert [c.name for c in reg.contacts()] == ["Kim Jong-un"]
+        assert reg.next_sequence(card.fingerprint) == 4
+        assert reg.stream_id(lambda: "new") == "abc"
+        assert reg.credentials() == []
+
+
 # --- the CLI -----------------------------------------------------------------
 
 

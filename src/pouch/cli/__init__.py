@@ -182,4 +182,4 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 # The commands register themselves on cli when their modules are imported.
-from . import _age, _identity, _letters  # noqa: E402, F401
+from . import _age, _custody, _identity, _letters  # noqa: E402, F401

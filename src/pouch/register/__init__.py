@@ -1,10 +1,11 @@
 """The register: pouch's SQLite ledger in the home folder (DESIGN.md layer 5).
 
-This first version holds contacts (their verified cards, and how and when
-each was verified) and the per-correspondent counters sealing draws
-sequence numbers from. The schema is versioned with SQLite's user_version
-and only ever migrated forward; every write is a transaction in WAL mode
-with synchronous=FULL, so a crash leaves either the old or the new state.
+It holds contacts (their verified cards, and how and when each was
+verified), the per-correspondent counters sealing draws sequence numbers
+from, and credentials and revocations (issued or received). The schema
+is versioned with SQLite's user_version and only ever migrated forward;
+every write is a transaction in WAL mode with synchronous=FULL, so a crash
+leaves either the old or the new state.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..credentials import Credential, Revocation, Scope
 from ..errors import FileError, UsageError
-from ..identity import Card
+from ..identity import Card, fingerprint
 
 # Each entry migrates the schema from version i to i + 1.
 MIGRATIONS: list[str] = [
@@ -41,6 +43,27 @@ MIGRATIONS: list[str] = [
         key   TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
+    """,
+    """
+    CREATE TABLE credentials (
+        id         TEXT PRIMARY KEY,
+        principal  TEXT NOT NULL,
+        agent      TEXT NOT NULL,
+        role       TEXT NOT NULL,
+        valid_from TEXT NOT NULL,
+        until      TEXT NOT NULL,
+        statement  BLOB NOT NULL,
+        scope      BLOB,
+        added      TEXT NOT NULL
+    );
+    CREATE TABLE revocations (
+        id         TEXT PRIMARY KEY,
+        credential TEXT NOT NULL,
+        principal  TEXT NOT NULL,
+        statement  BLOB NOT NULL,
+        added      TEXT NOT NULL
+    );
+    CREATE INDEX revocations_by_credential ON revocations (credential);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -216,6 +239,78 @@ class Register:
                 (fingerprint,),
             )
         return int(seq)
+
+    # --- credentials and revocations (issue 4) -------------------------------
+
+    def add_credential(self, credential: Credential, scope: Scope | None, now: str) -> None:
+        """Keep a verified credential (issued or received), with its scope's
+        opening when known. A credential already kept gains an opening."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO credentials (id, principal, agent, role, valid_from, until,"
+                " statement, scope, added) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET scope = COALESCE(scope, excluded.scope)",
+                (
+                    credential.id,
+                    credential.principal_fingerprint,
+                    credential.agent_fingerprint,
+                    credential.role,
+                    credential.valid_from,
+                    credential.until,
+                    credential.encode(),
+                    scope.encode() if scope else None,
+                    now,
+                ),
+            )
+
+    def credentials(self) -> list[tuple[Credential, Scope | None]]:
+        rows = self._rows("SELECT statement, scope FROM credentials ORDER BY valid_from, id")
+        return [
+            (Credential.from_bytes(st), Scope.from_bytes(sc) if sc else None) for st, sc in rows
+        ]
+
+    def find_credential(self, query: str) -> Credential:
+        """The credential whose id starts with query (at least 8 hex digits)."""
+        q = query.lower()
+        if len(q) < MIN_PREFIX or not all(ch in "0123456789abcdef" for ch in q):
+            raise UsageError("a credential is named by its id, or at least 8 of its first digits")
+        rows = self._rows(
+            "SELECT statement FROM credentials WHERE substr(id, 1, ?) = ?", (len(q), q)
+        )
+        if not rows:
+            raise UsageError(
+                f"no credential {query!r} in this register", "'pouch credentials list' shows them"
+            )
+        if len(rows) > 1:
+            raise UsageError(f"{query!r} names {len(rows)} credentials: give more digits")
+        return Credential.from_bytes(rows[0][0])
+
+    def add_revocation(self, revocation: Revocation, now: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO revocations (id, credential, principal, statement, added)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                (
+                    revocation.id,
+                    revocation.credential,
+                    fingerprint(revocation.principal),
+                    revocation.encode(),
+                    now,
+                ),
+            )
+
+    def revocation(self, credential: Credential) -> Revocation | None:
+        """A revocation of credential by its issuer, as far as this register
+        knows; None if it knows of none."""
+        rows = self._rows(
+            "SELECT statement FROM revocations WHERE credential = ? ORDER BY added",
+            (credential.id,),
+        )
+        for (statement,) in rows:
+            r = Revocation.from_bytes(statement)
+            if r.revokes(credential):
+                return r
+        return None
 
 
 def _contact(row: tuple[bytes, str, str | None, str | None]) -> Contact:
