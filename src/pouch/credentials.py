@@ -32,7 +32,6 @@ import blake3
 from . import _canonical, statements
 from .errors import KeyFormatError, StatementError
 from .identity import (
-    SIGNATURE_ALG,
     Card,
     Identity,
     check_name,
@@ -62,22 +61,9 @@ def statement_id(envelope: statements.Envelope) -> str:
     return blake3.blake3(STATEMENT_ID_LABEL + envelope.pae()).hexdigest()
 
 
-def _key(raw: bytes) -> dict[str, str]:
-    return {"alg": SIGNATURE_ALG, "key": statements.b64(raw)}
-
-
-def _unkey(value: object, what: str) -> bytes:
-    if not isinstance(value, dict) or set(value) != {"alg", "key"} or value["alg"] != SIGNATURE_ALG:
-        raise StatementError(f"malformed statement: bad {what} key")
-    raw = statements.unb64(value["key"], f"{what} key")
-    if len(raw) != 32:
-        raise StatementError(f"malformed statement: bad {what} key")
-    return raw
-
-
 def _issuer(p: dict[str, Any]) -> list[bytes]:
     """Who must have signed a credential or a revocation: its principal."""
-    return [_unkey(p.get("principal"), "principal")]
+    return [statements.parse_key_field(p.get("principal"), "principal")]
 
 
 def _time(value: object, what: str) -> str:
@@ -130,15 +116,11 @@ class Scope:
         fps = p["for"]
         if (
             len(salt) != SALT_SIZE
-            or not all(isinstance(f, str) and _is_fingerprint(f) for f in fps)
+            or not all(isinstance(f, str) and statements.is_hex64(f) for f in fps)
             or fps != sorted(set(fps))
         ):
             raise StatementError("malformed scope")
         return cls(salt, tuple(fps))
-
-
-def _is_fingerprint(s: str) -> bool:
-    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)
 
 
 @dataclass(frozen=True)
@@ -194,7 +176,10 @@ class Credential:
     def _from_payload(cls, p: dict[str, Any], env: statements.Envelope) -> Credential:
         if set(p) != {"v", "principal", "agent", "agent_name", "role", "from", "until", "scope"}:
             raise StatementError("malformed credential: unexpected fields")
-        principal, agent = _unkey(p["principal"], "principal"), _unkey(p["agent"], "agent")
+        principal, agent = (
+            statements.parse_key_field(p["principal"], "principal"),
+            statements.parse_key_field(p["agent"], "agent"),
+        )
         if principal == agent:
             raise StatementError(
                 "a self-issued credential: a principal cannot accredit itself",
@@ -212,7 +197,7 @@ class Credential:
         if not start < until:
             raise StatementError("malformed credential: it ends before it starts")
         scope = p["scope"]
-        if scope is not None and not (isinstance(scope, str) and _is_fingerprint(scope)):
+        if scope is not None and not (isinstance(scope, str) and statements.is_hex64(scope)):
             raise StatementError("malformed credential: bad scope")
         return cls(principal, agent, name, p["role"], start, until, scope, env)
 
@@ -233,8 +218,8 @@ def accredit(
     opening = Scope(rand(SALT_SIZE), tuple(sorted(set(scope)))) if scope else None
     payload = {
         "v": VERSION,
-        "principal": _key(principal.signing_key),
-        "agent": _key(agent.signing_key),
+        "principal": statements.key_field(principal.signing_key),
+        "agent": statements.key_field(agent.signing_key),
         "agent_name": agent.name,
         "role": role,
         "from": rfc3339(valid_from),
@@ -271,16 +256,16 @@ class Revocation:
         p = statements.verify(env, REVOCATION_KIND, VERSION, _issuer)
         if set(p) != {"v", "principal", "credential", "date"}:
             raise StatementError("malformed revocation: unexpected fields")
-        if not isinstance(p["credential"], str) or not _is_fingerprint(p["credential"]):
+        if not isinstance(p["credential"], str) or not statements.is_hex64(p["credential"]):
             raise StatementError("malformed revocation: bad credential id")
-        principal = _unkey(p["principal"], "principal")
+        principal = statements.parse_key_field(p["principal"], "principal")
         return cls(principal, p["credential"], _time(p["date"], "revocation"), env)
 
 
 def revoke(principal: Identity, credential_id: str, when: datetime) -> Revocation:
     payload = {
         "v": VERSION,
-        "principal": _key(principal.signing_key),
+        "principal": statements.key_field(principal.signing_key),
         "credential": credential_id,
         "date": rfc3339(when),
     }

@@ -29,7 +29,6 @@ from .errors import KeyFormatError, StatementError
 
 CARD_KIND = "card"
 CARD_VERSION = 1
-SIGNATURE_ALG = "ed25519"
 SIGNING_KEY_HRP = "POUCH-SIGNING-KEY-"
 FINGERPRINT_LABEL = b"pouch/fingerprint/v1\x00"
 SAFETY_NUMBER_LABEL = b"pouch/safety-number/v1\x00"
@@ -135,13 +134,7 @@ def is_rfc3339(s: str) -> bool:
 
 
 def _card_signer(p: dict[str, Any]) -> list[bytes]:
-    key = p.get("signing_key")
-    if not isinstance(key, dict) or set(key) != {"alg", "key"} or key["alg"] != SIGNATURE_ALG:
-        raise StatementError("malformed card: bad signing key")
-    raw = statements.unb64(key["key"], "signing key")
-    if len(raw) != 32:
-        raise StatementError("malformed card: bad signing key")
-    return [raw]
+    return [statements.parse_key_field(p.get("signing_key"), "signing")]
 
 
 class Identity:
@@ -181,7 +174,7 @@ class Identity:
             "v": CARD_VERSION,
             "name": self.name,
             "created": self.created,
-            "signing_key": {"alg": SIGNATURE_ALG, "key": statements.b64(self.signing_key)},
+            "signing_key": statements.key_field(self.signing_key),
             "age": {
                 "x25519": str(self.x25519.recipient),
                 "mlkem768x25519": str(self.pq.recipient),

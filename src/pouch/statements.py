@@ -67,6 +67,30 @@ def unb64(text: object, what: str) -> bytes:
     return data
 
 
+SIGNATURE_ALG = "ed25519"
+
+
+def key_field(raw: bytes) -> dict[str, str]:
+    """How a payload names an Ed25519 public key."""
+    return {"alg": SIGNATURE_ALG, "key": b64(raw)}
+
+
+def parse_key_field(value: object, what: str) -> bytes:
+    if not isinstance(value, dict) or set(value) != {"alg", "key"} or value["alg"] != SIGNATURE_ALG:
+        raise StatementError(f"malformed statement: bad {what} key")
+    raw = unb64(value["key"], f"{what} key")
+    if len(raw) != 32:
+        raise StatementError(f"malformed statement: bad {what} key")
+    return raw
+
+
+def is_hex64(value: object) -> bool:
+    """A BLAKE3 digest (an id, a fingerprint) as pouch writes it."""
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )
+
+
 @dataclass(frozen=True)
 class Envelope:
     payload_type: str
