@@ -106,7 +106,7 @@ def test_a_schema_2_register_migrates_and_keeps_its_contacts(tmp_path: Path) -> 
     db.commit()
     db.close()
     with Register(path) as reg:
-        assert reg.schema_version == SCHEMA_VERSION == 3
+        assert reg.schema_version == SCHEMA_VERSION == 4
         assert [c.name for c in reg.contacts()] == ["Kim Jong-un"]
         assert reg.next_sequence(card.fingerprint) == 4
         assert reg.stream_id(lambda: "new") == "abc"

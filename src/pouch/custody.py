@@ -16,7 +16,7 @@ knows: a guard at the door, or the recipient.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +24,8 @@ from typing import Any
 import blake3
 
 from . import _canonical, statements
+from .container import Container
+from .credentials import Credential, Revocation
 from .errors import StatementError
 from .identity import Identity, fingerprint, is_rfc3339, rfc3339
 
@@ -322,3 +324,111 @@ def build_chain(envelope: str, records: Sequence[Handover | Acceptance]) -> Chai
             last_time = max(last_time, record.time)
             link.acceptance = record
     return chain
+
+
+# --- what a trailer says, and what a verifier makes of it ----------------------
+
+
+@dataclass
+class Trailer:
+    """The statements found in a container's trailer."""
+
+    records: list[Handover | Acceptance] = field(default_factory=list)
+    credentials: dict[str, Credential] = field(default_factory=dict)
+    revocations: list[Revocation] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # records that do not verify
+
+    @property
+    def envelope(self) -> str | None:
+        """The envelope id the first handover names (None: no handover)."""
+        first = next((r for r in self.records if isinstance(r, Handover)), None)
+        return first.envelope if first else None
+
+
+def read_trailer(c: Container) -> Trailer:
+    t = Trailer()
+    for i, ref in enumerate(c.records, 1):
+        body = c.read_record(ref).body
+        try:
+            if ref.type == RECORD_HANDOVER:
+                t.records.append(Handover.from_bytes(body))
+            elif ref.type == RECORD_ACCEPTANCE:
+                t.records.append(Acceptance.from_bytes(body))
+            elif ref.type == RECORD_CREDENTIAL:
+                credential = Credential.from_bytes(body)
+                t.credentials[credential.id] = credential
+            elif ref.type == RECORD_REVOCATION:
+                t.revocations.append(Revocation.from_bytes(body))
+        except StatementError as e:
+            t.problems.append(f"trailer record {i} does not verify: {e.message}")
+    return t
+
+
+@dataclass
+class Verdict:
+    chain: Chain
+    problems: list[str]  # the chain's shape, and records that do not verify
+    flags: list[str]  # who held it: accreditation
+    accredited: dict[int, str]  # seq -> how its taker was accredited
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems and not self.flags
+
+
+def judge(
+    envelope: str,
+    trailer: Trailer,
+    principals: set[bytes],
+    credentials: Sequence[Credential] = (),
+    revoked: Callable[[Credential], Revocation | None] = lambda c: None,
+) -> Verdict:
+    """The guard's check, without decrypting: the chain's shape; the first
+    giver a principal the verifier knows (principals); and every taker
+    either a principal it knows or accredited when it took the pouch: an
+    envoy of the first giver, or a receiver of a known principal, by a
+    credential (in the trailer or the verifier's register) covering the
+    handover and its acceptance, and not revoked as far as revoked() knows
+    (the trailer's revocations count too)."""
+    chain = build_chain(envelope, trailer.records)
+    problems = [*trailer.problems, *chain.problems]
+    flags: list[str] = []
+    accredited: dict[int, str] = {}
+    known = {**{c.id: c for c in credentials}, **trailer.credentials}
+
+    def is_revoked(c: Credential) -> bool:
+        return revoked(c) is not None or any(r.revokes(c) for r in trailer.revocations)
+
+    if not chain.links:
+        return Verdict(chain, problems, ["no custody: nobody signed for this pouch"], accredited)
+    first = chain.links[0].handover.giver
+    if first not in principals:
+        flags.append(
+            f"the first giver {fingerprint(first)[:16]} is not a principal you know: "
+            "add their card (pouch contacts add) if you should"
+        )
+    for link in chain.links:
+        h, a = link.handover, link.acceptance
+        times = [h.time] + ([a.time] if a else [])
+        if h.taker in principals:
+            accredited[h.seq] = "a principal"
+            continue
+        found = None
+        for c in known.values():
+            if c.agent != h.taker or not all(c.covers(t) for t in times) or is_revoked(c):
+                continue
+            if (c.role == "envoy" and c.principal == first) or (
+                c.role == "receiver" and c.principal in principals
+            ):
+                found = c
+                break
+        if found is None:
+            flags.append(
+                f"handover {h.seq}: {fingerprint(h.taker)[:16]} was not accredited when it "
+                f"took the pouch ({h.time}), as far as this register knows"
+            )
+        else:
+            accredited[h.seq] = (
+                f"{found.role} of {found.principal_fingerprint[:16]} until {found.until}"
+            )
+    return Verdict(chain, problems, flags, accredited)

@@ -17,6 +17,7 @@ from __future__ import annotations
 __all__ = [
     "ArmorError",
     "ContainerError",
+    "CustodyError",
     "DecryptionError",
     "FileError",
     "HeaderError",
@@ -135,3 +136,10 @@ class ContainerError(PouchError):
     """Not a pouch container, or a damaged one."""
 
     exit_code = 5
+
+
+class CustodyError(PouchError):
+    """The custody chain does not hold: broken, forked, or a holder who was
+    not accredited (pouch custody; pouch open --require-accredited)."""
+
+    exit_code = 13

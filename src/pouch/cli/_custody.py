@@ -191,3 +191,253 @@ def revoke_command(
         "can be stripped by whoever carries it",
         err=True,
     )
+
+
+# --- custody ---------------------------------------------------------------------
+
+
+def _party(reg: object, who: str) -> tuple[bytes, str]:
+    """A contact's name or fingerprint prefix, or a card file: (key, name)."""
+    import os
+
+    from .._io import read_small
+    from ..identity import Card
+    from ..register import Register
+    from ..statements import MAX_ENVELOPE
+
+    assert isinstance(reg, Register)
+    if os.path.isfile(who):
+        card = Card.from_bytes(read_small(who, MAX_ENVELOPE, "a card").rstrip(b"\r\n"))
+    else:
+        card = reg.find(who).card
+    return card.signing_key, card.name
+
+
+def _names(reg: object, own: bytes) -> dict[bytes, str]:
+    from ..register import Register
+
+    assert isinstance(reg, Register)
+    names = {c.card.signing_key: c.name for c in reg.contacts()}
+    names[own] = "you"
+    return names
+
+
+@cli.command("handover")
+@click.argument("file")
+@click.option("--to", "taker", required=True, metavar="NAME_OR_CARD", help="Who takes it.")
+@click.option("--at", "place", metavar="PLACE", help="Where (opt-in: every carrier sees it).")
+@click.option("--note", metavar="TEXT", help="A note (opt-in: every carrier sees it).")
+@passphrase_file_option
+@home_option
+def handover_command(
+    file: str,
+    taker: str,
+    place: str | None,
+    note: str | None,
+    passphrase_file: str | None,
+    home: str | None,
+) -> None:
+    """Hand the pouch in FILE over: append a handover signed by you."""
+    from .. import container
+    from ..custody import RECORD_CREDENTIAL, RECORD_HANDOVER, build_chain, hand_over, read_trailer
+    from ..errors import RefusedError
+
+    h = _home(home)
+    me = h.card().signing_key
+    c = container.load(file)
+    if c.bare or c.src.name != file:
+        c.src.close()
+        raise UsageError(f"{file} is not a binary .pouch container: custody needs its trailer")
+    trailer = read_trailer(c)
+    with c.src:
+        if trailer.records:
+            envelope = (
+                trailer.records[0].envelope if hasattr(trailer.records[0], "envelope") else ""
+            )
+        else:
+            envelope = c.envelope_id()  # the first handover: hashed once, by its author
+    chain = build_chain(envelope, trailer.records)
+    if chain.problems or trailer.problems:
+        raise RefusedError(
+            "this pouch's custody chain is broken; handing it on would hide that",
+            *(chain.problems + trailer.problems)[:5],
+            "run 'pouch custody' on it",
+        )
+    previous = chain.links[-1] if chain.links else None
+    if previous is not None and previous.acceptance is None:
+        raise RefusedError("the last handover was never accepted: its taker must 'pouch accept' it")
+    if previous is not None and chain.holder != me:
+        raise RefusedError("you do not hold this pouch: the last taker who accepted it is not you")
+    now = datetime.now(UTC).replace(microsecond=0)
+    with h.register() as reg:
+        taker_key, taker_name = _party(reg, taker)
+        # The credentials a verifier needs: those of the taker we know of,
+        # valid now, not revoked, not yet in the trailer.
+        needed = [
+            cred
+            for cred, _ in reg.credentials()
+            if cred.agent == taker_key
+            and cred.covers(_now())
+            and reg.revocation(cred) is None
+            and cred.id not in trailer.credentials
+        ]
+    identity = _unlock(h, passphrase_file)
+    handover = hand_over(
+        identity,
+        envelope,
+        taker_key,
+        now,
+        previous.acceptance if previous else None,
+        seq=previous.handover.seq + 1 if previous else 1,
+        place=place,
+        note=note,
+        credentials=[cred.id for cred in needed],
+    )
+    for cred in needed:
+        container.append_record(file, container.Record(RECORD_CREDENTIAL, cred.encode()))
+    container.append_record(file, container.Record(RECORD_HANDOVER, handover.statement.encode()))
+    click.echo(
+        f"Handed over to {taker_name}: handover {handover.seq} of {container.short_id(envelope)}"
+    )
+    if needed:
+        click.echo(f"  with {len(needed)} credential(s) for the verifier")
+    click.echo(f"hint: {taker_name} now runs 'pouch accept {file}'", err=True)
+
+
+@cli.command("accept")
+@click.argument("file")
+@click.option("--at", "place", metavar="PLACE", help="Where (opt-in: every carrier sees it).")
+@passphrase_file_option
+@home_option
+def accept_command(
+    file: str, place: str | None, passphrase_file: str | None, home: str | None
+) -> None:
+    """Take the pouch in FILE: check it, then countersign the handover to you."""
+    from .. import container
+    from ..custody import RECORD_ACCEPTANCE, accept, build_chain, read_trailer
+    from ..errors import CustodyError, RefusedError
+
+    h = _home(home)
+    me = h.card().signing_key
+    c = container.load(file)
+    with c.src:
+        if c.bare or c.src.name != file:
+            raise UsageError(f"{file} is not a binary .pouch container: custody needs its trailer")
+        trailer = read_trailer(c)
+        if not trailer.records:
+            raise RefusedError("nobody handed this pouch over: there is nothing to accept")
+        envelope = trailer.envelope or ""
+        chain = build_chain(envelope, trailer.records)
+        if chain.problems or trailer.problems:
+            raise CustodyError(
+                "this pouch's custody chain is broken", *(chain.problems + trailer.problems)[:5]
+            )
+        last = chain.links[-1]
+        if last.acceptance is not None or last.handover.taker != me:
+            raise RefusedError("the last handover is not to you, or was already accepted")
+        # Accepting vouches for the envelope: re-hash it.
+        if c.envelope_id() != envelope:
+            raise CustodyError(
+                "the ciphertext does not hash to the envelope id the handovers name",
+                "the pouch was altered or swapped: do not accept it",
+            )
+    identity = _unlock(h, passphrase_file)
+    acceptance = accept(identity, last.handover, datetime.now(UTC).replace(microsecond=0), place)
+    container.append_record(
+        file, container.Record(RECORD_ACCEPTANCE, acceptance.statement.encode())
+    )
+    with h.register() as reg:
+        reg.accepted_head(envelope, acceptance.hash, last.handover.seq, _now())
+    click.echo(f"Accepted handover {last.handover.seq} of {container.short_id(envelope)}")
+    click.echo(f"  chain head  {acceptance.hash}  (kept in your register)")
+
+
+@cli.command("custody")
+@click.argument("file")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@home_option
+def custody_command(file: str, as_json: bool, home: str | None) -> None:
+    """Show and verify the chain of custody of FILE, without decrypting it."""
+    from .. import container
+    from ..custody import judge, read_trailer
+    from ..errors import CustodyError
+
+    h = _home(home)
+    own = h.card()
+    c = container.load(file)
+    with c.src:
+        trailer = read_trailer(c)
+        actual = c.envelope_id()
+    named = getattr(trailer.records[0], "envelope", actual) if trailer.records else actual
+    with h.register() as reg:
+        names = _names(reg, own.signing_key)
+        principals = {key for key in names}
+        verdict = judge(
+            named, trailer, principals, [x for x, _ in reg.credentials()], reg.revocation
+        )
+        kept = reg.custody_head(named)
+    problems = list(verdict.problems)
+    if named != actual:
+        problems.insert(0, "the ciphertext does not hash to the envelope id the handovers name")
+    heads = {(link.acceptance or link.handover).hash for link in verdict.chain.links}
+    if kept is not None and kept[0] not in heads:
+        problems.append(
+            f"your register accepted this pouch at handover {kept[1]}, a link this trailer "
+            "no longer has: it was cut back or replaced"
+        )
+
+    def who(key: bytes) -> str:
+        from ..identity import fingerprint
+
+        return names.get(key, fingerprint(key)[:16])
+
+    if as_json:
+        import json
+
+        out = {
+            "envelope": actual,
+            "envelope_matches": named == actual,
+            "links": [
+                {
+                    "seq": link.handover.seq,
+                    "giver": link.giver,
+                    "taker": link.taker,
+                    "time": link.handover.time,
+                    "place": link.handover.place,
+                    "note": link.handover.note,
+                    "accepted": link.acceptance.time if link.acceptance else None,
+                    "accepted_at": link.acceptance.place if link.acceptance else None,
+                    "accredited": verdict.accredited.get(link.handover.seq),
+                }
+                for link in verdict.chain.links
+            ],
+            "problems": problems,
+            "flags": verdict.flags,
+            "forks": [{"seq": s, "prev": p} for s, p in verdict.chain.forks],
+            "verified": not problems and not verdict.flags,
+        }
+        click.echo(json.dumps(out, indent=2))
+    else:
+        match = "the ciphertext hashes to it" if named == actual else "DOES NOT MATCH"
+        click.echo(f"Envelope  {container.short_id(actual)}  {actual}  ({match})")
+        for link in verdict.chain.links:
+            hv = link.handover
+            at = f" at {hv.place}" if hv.place else ""
+            click.echo(f"  {hv.seq}. {hv.time}  {who(hv.giver)} -> {who(hv.taker)}{at}")
+            if hv.note:
+                click.echo(f"       note: {hv.note}")
+            if link.acceptance:
+                where = f" at {link.acceptance.place}" if link.acceptance.place else ""
+                click.echo(f"       accepted {link.acceptance.time}{where}")
+            else:
+                click.echo("       not yet accepted")
+            how = verdict.accredited.get(hv.seq)
+            if how:
+                click.echo(f"       taker: {how}")
+        for line in problems + verdict.flags:
+            click.echo(f"  ! {line}")
+    if problems or verdict.flags:
+        raise CustodyError("custody does not verify", *(problems + verdict.flags)[:3])
+    if not as_json:
+        click.echo("Custody verifies: every link signed by both parties, every holder accredited "
+                   "(not revoked as far as this register knows).")  # fmt: skip

@@ -65,6 +65,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX revocations_by_credential ON revocations (credential);
     """,
+    """
+    CREATE TABLE custody_heads (
+        envelope TEXT PRIMARY KEY,
+        head     TEXT NOT NULL,
+        seq      INTEGER NOT NULL,
+        accepted TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # A fingerprint prefix must be at least this long to name a contact.
@@ -311,6 +319,23 @@ class Register:
             if r.revokes(credential):
                 return r
         return None
+
+    # --- custody ---------------------------------------------------------------
+
+    def accepted_head(self, envelope: str, head: str, seq: int, now: str) -> None:
+        """Remember the chain head this home accepted: a trailer cut back
+        later changes nothing for it."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO custody_heads (envelope, head, seq, accepted) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (envelope) DO UPDATE SET head = excluded.head, seq = excluded.seq,"
+                " accepted = excluded.accepted WHERE excluded.seq > custody_heads.seq",
+                (envelope, head, seq, now),
+            )
+
+    def custody_head(self, envelope: str) -> tuple[str, int] | None:
+        rows = self._rows("SELECT head, seq FROM custody_heads WHERE envelope = ?", (envelope,))
+        return (rows[0][0], int(rows[0][1])) if rows else None
 
 
 def _contact(row: tuple[bytes, str, str | None, str | None]) -> Contact:

@@ -1,0 +1,135 @@
+"""pouch handover, accept and custody: the journey of Kim's reply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pouch import container
+from pouch.custody import RECORD_HANDOVER
+
+from .conftest import pouch
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Path]:
+    """Kim, his envoy Kim Yong-chol, Trump and his receiver Pompeo, with a
+    guard at the White House door who knows Kim's and Trump's cards."""
+    names = {
+        "kim": "Kim Jong-un",
+        "chol": "Kim Yong-chol",
+        "trump": "Donald J. Trump",
+        "pompeo": "Mike Pompeo",
+        "guard": "White House Guard",
+    }
+    for who, name in names.items():
+        assert pouch("init", "--name", name, "--no-passphrase", "--home", tmp_path / who).code == 0
+        pouch("card", "-o", tmp_path / f"{who}.card", "--home", tmp_path / who)
+
+    def knows(who: str, *others: str) -> None:
+        for other in others:
+            r = pouch("contacts", "add", tmp_path / f"{other}.card", "--verified",
+                      "--home", tmp_path / who)  # fmt: skip
+            assert r.code == 0, r.err
+
+    knows("kim", "chol", "trump")
+    knows("chol", "kim", "pompeo")
+    knows("trump", "kim", "pompeo")
+    knows("pompeo", "chol", "trump", "kim")
+    knows("guard", "kim", "trump")
+    return {who: tmp_path / who for who in names}
+
+
+def test_the_journey_of_kims_reply(world: dict[str, Path], tmp_path: Path) -> None:
+    body = tmp_path / "reply.txt"
+    body.write_text("Dear Mr. President, ...\n")
+    reply = tmp_path / "reply.pouch"
+    assert (
+        pouch("seal", "-t", "Donald J. Trump", "-o", reply, body, "--home", world["kim"]).code == 0
+    )
+    r = pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--home", world["kim"])
+    assert r.code == 0, r.err
+    r = pouch("accredit", "Mike Pompeo", "--role", "receiver", "-o", tmp_path / "pompeo.cred",
+              "--home", world["trump"])  # fmt: skip
+    assert r.code == 0, r.err
+    # The guard learns of Pompeo's credential (Trump gives it to him).
+    assert pouch("credentials", "add", tmp_path / "pompeo.cred", "--home", world["guard"]).code == 0
+
+    r = pouch("handover", reply, "--to", "Kim Yong-chol", "--at", "Pyongyang",
+              "--home", world["kim"])  # fmt: skip
+    assert r.code == 0, r.err
+    # Not accepted yet: the guard sees a pending link.
+    r = pouch("custody", reply, "--json", "--home", world["guard"])
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["links"][0]["accepted"] is None
+    assert pouch("accept", reply, "--at", "Pyongyang", "--home", world["chol"]).code == 0
+    r = pouch("handover", reply, "--to", "Mike Pompeo", "--at", "New York",
+              "--home", world["chol"])  # fmt: skip
+    assert r.code == 0, r.err
+    assert pouch("accept", reply, "--at", "New York", "--home", world["pompeo"]).code == 0
+
+    r = pouch("custody", reply, "--json", "--home", world["guard"])
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    assert report["verified"] and report["envelope_matches"]
+    assert [(link["place"], link["accepted_at"]) for link in report["links"]] == [
+        ("Pyongyang", "Pyongyang"),
+        ("New York", "New York"),
+    ]
+    assert report["links"][0]["accredited"].startswith("envoy of")
+    assert report["links"][1]["accredited"].startswith("receiver of")
+
+
+def test_custody_problems_are_refused(world: dict[str, Path], tmp_path: Path) -> None:
+    body = tmp_path / "letter.txt"
+    body.write_text("Dear Chairman Kim, ...\n")
+    letter = tmp_path / "letter.pouch"
+    assert (
+        pouch("seal", "-t", "Kim Jong-un", "-o", letter, body, "--home", world["trump"]).code == 0
+    )
+    # A courier who was never accredited.
+    assert pouch("contacts", "add", tmp_path / "chol.card", "--home", world["trump"]).code == 0
+    r = pouch("handover", letter, "--to", "Kim Yong-chol", "--home", world["trump"])
+    assert r.code == 0, r.err
+    assert pouch("accept", letter, "--home", world["chol"]).code == 0
+    r = pouch("custody", letter, "--home", world["guard"])
+    assert r.code == 13 and "was not accredited" in r.out.decode()
+    # Someone who does not hold it cannot hand it on.
+    r = pouch("handover", letter, "--to", "Kim Jong-un", "--home", world["pompeo"])
+    assert r.code == 10 and "do not hold" in r.err
+    # A swapped ciphertext is refused by whoever accepts next.
+    r = pouch("handover", letter, "--to", "Mike Pompeo", "--home", world["chol"])
+    assert r.code == 0, r.err
+    data = bytearray(letter.read_bytes())
+    data[container.HEADER.size + 100] ^= 1
+    letter.write_bytes(bytes(data))
+    r = pouch("accept", letter, "--home", world["pompeo"])
+    assert r.code == 13 and "does not hash to the envelope id" in r.err
+
+
+def test_a_forged_or_cut_trailer_is_noticed(world: dict[str, Path], tmp_path: Path) -> None:
+    body = tmp_path / "reply.txt"
+    body.write_text("Dear Mr. President, ...\n")
+    reply = tmp_path / "reply.pouch"
+    assert (
+        pouch("seal", "-t", "Donald J. Trump", "-o", reply, body, "--home", world["kim"]).code == 0
+    )
+    assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--home", world["kim"]).code == 0
+    assert pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
+    before = reply.read_bytes()
+    assert pouch("accept", reply, "--home", world["chol"]).code == 0
+    # The trailer is cut back to before Kim Yong-chol accepted: his register
+    # still knows the head he accepted.
+    reply.write_bytes(before)
+    r = pouch("custody", reply, "--home", world["chol"])
+    assert r.code == 13 and "cut back or replaced" in r.out.decode()
+    # A handover whose signature does not verify.
+    c = container.load(reply)
+    body_of_handover = c.read_record(c.records[-1]).body
+    c.src.close()
+    forged = body_of_handover.replace(b'"sig":"', b'"sig":"A', 1)[:-1]
+    container.append_record(reply, container.Record(RECORD_HANDOVER, forged))
+    r = pouch("custody", reply, "--home", world["guard"])
+    assert r.code == 13 and "does not verify" in r.out.decode()
