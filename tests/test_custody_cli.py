@@ -133,3 +133,58 @@ def test_a_forged_or_cut_trailer_is_noticed(world: dict[str, Path], tmp_path: Pa
     container.append_record(reply, container.Record(RECORD_HANDOVER, forged))
     r = pouch("custody", reply, "--home", world["guard"])
     assert r.code == 13 and "does not verify" in r.out.decode()
+
+
+def test_open_reports_custody_and_can_require_it(world: dict[str, Path], tmp_path: Path) -> None:
+    body = tmp_path / "reply.txt"
+    body.write_text("Dear Mr. President, ...\n")
+    reply = tmp_path / "reply.pouch"
+    assert (
+        pouch("seal", "-t", "Donald J. Trump", "-o", reply, body, "--home", world["kim"]).code == 0
+    )
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    # No custody at all: opened, unless custody is required.
+    r = pouch("open", reply, "-o", inbox, "--require-accredited", "--home", world["trump"])
+    assert r.code == 13 and "no custody" in r.err
+    assert list(inbox.iterdir()) == []
+
+    assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--home", world["kim"]).code == 0
+    r = pouch("accredit", "Mike Pompeo", "--role", "receiver", "--home", world["trump"])
+    assert r.code == 0, r.err
+    assert pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
+    assert pouch("accept", reply, "--home", world["chol"]).code == 0
+    assert pouch("handover", reply, "--to", "Mike Pompeo", "--home", world["chol"]).code == 0
+    assert pouch("accept", reply, "--home", world["pompeo"]).code == 0
+    r = pouch("open", reply, "-o", inbox, "--require-accredited", "--json",
+              "--home", world["trump"])  # fmt: skip
+    assert r.code == 0, r.err
+    custody = json.loads(r.out)["custody"]
+    assert custody["verified"]
+    # Trump never met Kim Yong-chol: his fingerprint, and Kim's credential for him.
+    first, second = custody["links"]
+    assert first["accredited"].startswith("envoy of") and second["to"] == "Mike Pompeo"
+
+
+def test_an_unaccredited_courier_is_flagged_never_hidden(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    body = tmp_path / "letter.txt"
+    body.write_text("Dear Chairman Kim, ...\n")
+    letter = tmp_path / "letter.pouch"
+    assert (
+        pouch("seal", "-t", "Kim Jong-un", "-o", letter, body, "--home", world["trump"]).code == 0
+    )
+    assert pouch("contacts", "add", tmp_path / "chol.card", "--home", world["trump"]).code == 0
+    assert pouch("handover", letter, "--to", "Kim Yong-chol", "--home", world["trump"]).code == 0
+    assert pouch("accept", letter, "--home", world["chol"]).code == 0
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    # Kim knows Kim Yong-chol, but the chain ends with him, not with Kim.
+    r = pouch("open", letter, "-o", inbox, "--require-accredited", "--home", world["kim"])
+    assert r.code == 13 and "neither you nor a receiver" in r.err
+    assert list(inbox.iterdir()) == []
+    r = pouch("open", letter, "-o", inbox, "--home", world["kim"])
+    assert r.code == 0, r.err
+    assert "CUSTODY WARNING" in r.err and "neither you nor a receiver" in r.err
+    assert (inbox / next(p.name for p in inbox.iterdir())).read_text() == body.read_text()

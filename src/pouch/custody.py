@@ -385,8 +385,9 @@ def judge(
 ) -> Verdict:
     """The guard's check, without decrypting: the chain's shape; the first
     giver a principal the verifier knows (principals); and every taker
-    either a principal it knows or accredited when it took the pouch: an
-    envoy of the first giver, or a receiver of a known principal, by a
+    accredited when it took the pouch (the last may instead be a principal
+    it knows): an envoy of the first giver, or a receiver of a known
+    principal, by a
     credential (in the trailer or the verifier's register) covering the
     handover and its acceptance, and not revoked as far as revoked() knows
     (the trailer's revocations count too)."""
@@ -410,8 +411,10 @@ def judge(
     for link in chain.links:
         h, a = link.handover, link.acceptance
         times = [h.time] + ([a.time] if a else [])
-        if h.taker in principals:
-            accredited[h.seq] = "a principal"
+        if h.taker in principals and link is chain.links[-1]:
+            # The last taker may be a principal itself (the recipient); a
+            # principal carrying a letter on is an agent like any other.
+            accredited[h.seq] = "a principal you know"
             continue
         found = None
         for c in known.values():
@@ -432,3 +435,44 @@ def judge(
                 f"{found.role} of {found.principal_fingerprint[:16]} until {found.until}"
             )
     return Verdict(chain, problems, flags, accredited)
+
+
+def recipient_flags(
+    verdict: Verdict,
+    sender: bytes,
+    me: bytes,
+    credentials: Sequence[Credential],
+    revoked: Callable[[Credential], Revocation | None] = lambda c: None,
+) -> list[str]:
+    """What only the recipient can check, once the letter verified: the
+    first giver is the letter's signed sender or an envoy the sender
+    accredited, and the chain ends with this recipient or a receiver it
+    accredited."""
+    links = verdict.chain.links
+    if not links:
+        return []
+    flags = []
+
+    def accredits(principal: bytes, agent: bytes, role: str, when: str) -> bool:
+        return any(
+            c.principal == principal
+            and c.agent == agent
+            and c.role == role
+            and c.covers(when)
+            and revoked(c) is None
+            for c in credentials
+        )
+
+    first = links[0].handover
+    if first.giver != sender and not accredits(sender, first.giver, "envoy", first.time):
+        flags.append(
+            "the first giver is neither the letter's sender nor an envoy the sender accredited"
+        )
+    last = links[-1]
+    if last.acceptance is None:
+        flags.append(f"handover {last.handover.seq} was never accepted")
+    elif last.handover.taker != me and not accredits(
+        me, last.handover.taker, "receiver", last.handover.time
+    ):
+        flags.append("the chain ends with someone who is neither you nor a receiver you accredited")
+    return flags

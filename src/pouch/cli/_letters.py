@@ -24,6 +24,8 @@ from ..errors import FileError, RefusedError, UsageError
 from . import _home, _stdio, _unlock, cli, home_option, passphrase_file_option
 
 if TYPE_CHECKING:
+    from ..home import Home
+    from ..identity import Identity
     from ..letters import Opened
     from ..register import Contact
 
@@ -238,6 +240,11 @@ class _Bounded(io.BytesIO):
     help="Release the body on stdout as its segments verify, before the end.",
 )
 @click.option("--force", is_flag=True, help="Overwrite files that exist in DIR.")
+@click.option(
+    "--require-accredited",
+    is_flag=True,
+    help="Refuse the letter unless its custody chain is whole and every holder accredited.",
+)
 @passphrase_file_option
 @home_option
 def open_command(
@@ -246,6 +253,7 @@ def open_command(
     as_json: bool,
     stream: bool,
     force: bool,
+    require_accredited: bool,
     passphrase_file: str | None,
     home: str | None,
 ) -> None:  # fmt: skip
@@ -269,6 +277,14 @@ def open_command(
     outputs = _Outputs(target, stream)
     try:
         opened = letters.open_letter(identity, file, outputs.sink)
+        custody = _custody(file, opened, identity, h)
+        if require_accredited and custody["problems"]:
+            from ..errors import CustodyError
+
+            raise CustodyError(
+                "refused: its custody does not verify (--require-accredited)",
+                *custody["problems"][:5],
+            )
         saved = _publish(opened, outputs, force)
     finally:
         outputs.close()
@@ -279,6 +295,7 @@ def open_command(
         names = {c.card.signing_key: c.name for c in reg.contacts()}
     names[identity.signing_key] = f"{identity.name} (you)"
     summary = _summary(opened, sender, names, saved)
+    summary["custody"] = custody
     if as_json:
         if outputs.held is not None:
             body = outputs.held.getvalue()
@@ -293,6 +310,52 @@ def open_command(
         if outputs.held is not None:
             _write_body(outputs.held.getvalue())
         _print_summary(summary, sender)
+
+
+def _custody(file: str, opened: Opened, identity: Identity, h: Home) -> dict[str, Any]:
+    """The custody chain's report, for the summary: every link, and every
+    problem (the chain's shape, accreditation, and what only the recipient
+    can check). A custody problem never hides or alters the letter."""
+    from .. import container
+    from ..custody import judge, read_trailer, recipient_flags
+    from ..identity import fingerprint
+
+    c = container.load(file)
+    with c.src:
+        trailer = read_trailer(c)
+    with h.register() as reg:
+        names = {x.card.signing_key: x.name for x in reg.contacts()}
+        names[identity.signing_key] = "you"
+        credentials = [x for x, _ in reg.credentials()]
+        verdict = judge(opened.envelope_id, trailer, set(names), credentials, reg.revocation)
+        problems = [*verdict.problems, *verdict.flags]
+        if verdict.chain.links:
+            problems += recipient_flags(
+                verdict,
+                opened.header.sender,
+                identity.signing_key,
+                [*credentials, *trailer.credentials.values()],
+                reg.revocation,
+            )
+        if trailer.envelope not in (None, opened.envelope_id):
+            problems.insert(0, "the handovers name another envelope than this one")
+
+    def who(key: bytes) -> str:
+        return names.get(key, fingerprint(key)[:16])
+
+    links = [
+        {
+            "seq": link.handover.seq,
+            "from": who(link.handover.giver),
+            "to": who(link.handover.taker),
+            "time": link.handover.time,
+            "place": link.handover.place,
+            "accepted": link.acceptance.time if link.acceptance else None,
+            "accredited": verdict.accredited.get(link.handover.seq),
+        }
+        for link in verdict.chain.links
+    ]
+    return {"links": links, "problems": problems, "verified": not problems}
 
 
 def _raise_file_limit() -> None:
@@ -449,6 +512,20 @@ def _print_summary(s: dict[str, Any], sender: Contact | None) -> None:
         err(f"Attachment:  {a['name']}  {a['size']:,} bytes  -> {where}")
     if s["trailer_torn"]:
         err("note: the container's last trailer record was torn (an interrupted append)")
+    custody = s["custody"]
+    for link in custody["links"]:
+        at = f" at {link['place']}" if link["place"] else ""
+        accepted = f", accepted {link['accepted']}" if link["accepted"] else ", NOT accepted"
+        err(
+            f"Custody {link['seq']}:   {link['time']}  {link['from']} -> {link['to']}{at}{accepted}"
+        )
+        if link["accredited"]:
+            err(f"             taker: {link['accredited']}")
+    if custody["links"]:
+        for problem in custody["problems"]:
+            err(f"CUSTODY WARNING: {problem}")
+        if custody["verified"]:
+            err("Custody:     verified (not revoked as far as your register knows)")
 
 
 @cli.command("inspect")
