@@ -188,3 +188,40 @@ def test_an_unaccredited_courier_is_flagged_never_hidden(
     assert r.code == 0, r.err
     assert "CUSTODY WARNING" in r.err and "neither you nor a receiver" in r.err
     assert (inbox / next(p.name for p in inbox.iterdir())).read_text() == body.read_text()
+
+
+def test_a_guard_challenges_the_presenter(world: dict[str, Path], tmp_path: Path) -> None:
+    """At the White House door: Kim Yong-chol answers with his key; someone
+    holding only a copy of the pouch cannot."""
+    import subprocess
+
+    from .conftest import POUCH as POUCH_BIN
+
+    body = tmp_path / "reply.txt"
+    body.write_text("Dear Mr. President, ...\n")
+    reply = tmp_path / "reply.pouch"
+    assert (
+        pouch("seal", "-t", "Donald J. Trump", "-o", reply, body, "--home", world["kim"]).code == 0
+    )
+    assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--home", world["kim"]).code == 0
+    assert pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
+    assert pouch("accept", reply, "--home", world["chol"]).code == 0
+
+    def at_the_door(presenter: str) -> subprocess.CompletedProcess[str]:
+        guard = subprocess.Popen(
+            [POUCH_BIN, "custody", str(reply), "--challenge", "--home", str(world["guard"])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert guard.stdout is not None and guard.stdin is not None
+        line = ""
+        while not line.startswith("challenge: "):
+            line = guard.stdout.readline()
+        challenge = line.split()[1]
+        answered = pouch("answer", reply, challenge, "--home", world[presenter])
+        out, err = guard.communicate(answered.out.decode() + "\n", timeout=60)
+        return subprocess.CompletedProcess(guard.args, guard.returncode, out, err)
+
+    ok = at_the_door("chol")
+    assert ok.returncode == 0 and "holds the key of" in ok.stderr
+    impostor = at_the_door("pompeo")  # has a copy of the file, not the key
+    assert impostor.returncode == 13 and "does not prove possession" in impostor.stderr

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import UsageError
 from . import _emit, _home, _now, _stdio, _unlock, cli, home_option, passphrase_file_option
+
+if TYPE_CHECKING:
+    from ..custody import Chain
 
 
 def _when(text: str | None, default: datetime) -> datetime:
@@ -355,9 +359,18 @@ def accept_command(
 @cli.command("custody")
 @click.argument("file")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--challenge",
+    is_flag=True,
+    help="Also challenge the presenter to prove they hold the last taker's key.",
+)
 @home_option
-def custody_command(file: str, as_json: bool, home: str | None) -> None:
-    """Show and verify the chain of custody of FILE, without decrypting it."""
+def custody_command(file: str, as_json: bool, challenge: bool, home: str | None) -> None:
+    """Show and verify the chain of custody of FILE, without decrypting it.
+
+    With --challenge, a fresh challenge is printed; the presenter answers it
+    with 'pouch answer FILE CHALLENGE', and the answer is read from stdin.
+    """
     from .. import container
     from ..custody import judge, read_trailer
     from ..errors import CustodyError
@@ -436,8 +449,50 @@ def custody_command(file: str, as_json: bool, home: str | None) -> None:
                 click.echo(f"       taker: {how}")
         for line in problems + verdict.flags:
             click.echo(f"  ! {line}")
+    if challenge:
+        if not _challenge(verdict.chain, names, as_json):
+            problems.append("the presenter could not prove they hold the last taker's key")
     if problems or verdict.flags:
         raise CustodyError("custody does not verify", *(problems + verdict.flags)[:3])
     if not as_json:
         click.echo("Custody verifies: every link signed by both parties, every holder accredited "
                    "(not revoked as far as this register knows).")  # fmt: skip
+
+
+def _challenge(chain: Chain, names: dict[bytes, str], quiet: bool) -> bool:
+    """Ask the presenter to sign a fresh challenge with the holder's key."""
+    import sys
+
+    from ..custody import check_answer, new_challenge
+
+    fresh = new_challenge()
+    holder = names.get(chain.holder, "the holder") if chain.holder else "nobody"
+    click.echo(f"challenge: {fresh}", err=quiet)
+    click.echo(f"  the presenter ({holder}, they say) runs: pouch answer FILE {fresh}", err=True)
+    click.echo("answer: ", nl=False, err=True)
+    reply = sys.stdin.readline().strip()
+    if check_answer(fresh, reply, chain):
+        click.echo(f"The presenter holds the key of {holder}, the pouch's holder.", err=True)
+        return True
+    click.echo("The answer does not prove possession: a copy, or the wrong person.", err=True)
+    return False
+
+
+@cli.command("answer")
+@click.argument("file")
+@click.argument("challenge")
+@passphrase_file_option
+@home_option
+def answer_command(
+    file: str, challenge: str, passphrase_file: str | None, home: str | None
+) -> None:
+    """Answer a guard's challenge for the pouch in FILE, which you hold."""
+    from .. import container
+    from ..custody import answer, build_chain, read_trailer
+
+    c = container.load(file)
+    with c.src:
+        trailer = read_trailer(c)
+    chain = build_chain(trailer.envelope or "", trailer.records)
+    identity = _unlock(_home(home), passphrase_file)
+    click.echo(answer(identity, challenge, chain))
