@@ -1,5 +1,6 @@
 """atheris target: the statement parsers (cards, credentials, scope
-openings, revocations). Only PouchError may escape."""
+openings, revocations, handovers, acceptances). Only PouchError may
+escape. The trailer's framing is fuzz_container's."""
 
 import sys
 
@@ -7,10 +8,18 @@ import atheris
 
 with atheris.instrument_imports():
     from pouch.credentials import Credential, Revocation, Scope
+    from pouch.custody import Acceptance, Handover
     from pouch.errors import PouchError
     from pouch.identity import Card
 
-PARSERS = (Card.from_bytes, Credential.from_bytes, Revocation.from_bytes, Scope.from_bytes)
+PARSERS = (
+    Card.from_bytes,
+    Credential.from_bytes,
+    Revocation.from_bytes,
+    Scope.from_bytes,
+    Handover.from_bytes,
+    Acceptance.from_bytes,
+)
 
 
 def test_one_input(data: bytes) -> None:

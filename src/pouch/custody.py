@@ -265,6 +265,7 @@ def build_chain(envelope: str, records: Sequence[Handover | Acceptance]) -> Chai
     handover naming a link already followed is a fork."""
     chain = Chain(envelope)
     seen: set[str] = set()
+    followed: set[str | None] = set()  # the prev of every handover taken in
     last_time = ""
     for i, record in enumerate(records, 1):
         where = f"custody record {i}"
@@ -277,8 +278,7 @@ def build_chain(envelope: str, records: Sequence[Handover | Acceptance]) -> Chai
                 chain.problems.append(f"{where} is a handover of another envelope (spliced)")
                 continue
             previous = chain.links[-1] if chain.links else None
-            fork = next((link for link in chain.links if link.handover.prev == record.prev), None)
-            if fork is not None:
+            if record.prev in followed:
                 chain.forks.append((record.seq, record.prev or ""))
                 chain.problems.append(
                     f"custody fork: {where} is a second handover number {record.seq} "
@@ -308,6 +308,7 @@ def build_chain(envelope: str, records: Sequence[Handover | Acceptance]) -> Chai
             if record.time < last_time:
                 chain.problems.append(f"{where}: its time goes backwards ({record.time})")
             last_time = max(last_time, record.time)
+            followed.add(record.prev)
             chain.links.append(Link(record))
         else:
             link = chain.links[-1] if chain.links else None
