@@ -7,8 +7,10 @@ letter about a second summit is flown to Pyongyang and delivered by hand.
 
 Everything runs for real: the `pouch` command line with real keys in real
 homes (passphrase-protected), and the stock `age` for the age layer. Each
-step is checked; a failed check stops the demo. Later parts (envoys and
-custody, the register, paper) grow from here.
+step is checked; a failed check stops the demo. Envoys carry the letters
+under credentials, every handover is signed by both parties, and a guard
+checks the chain at the door. Later parts (receipts, the register, paper)
+grow from here.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pouch import container
 from pouch.identity import Card
 
 POUCH = str(Path(sys.executable).parent / "pouch")
@@ -30,6 +33,9 @@ PEOPLE = {
     "trump": ("Donald J. Trump", "Washington, the Oval Office"),
     "kim": ("Kim Jong-un", "Pyongyang"),
     "chol": ("Kim Yong-chol", "Pyongyang, then New York"),
+    "pompeo": ("Mike Pompeo", "New York, then Washington"),
+    "courier": ("US courier", "Washington to Pyongyang"),
+    "guard": ("White House guard", "the door of the West Wing"),
 }
 
 CANCEL = """\
@@ -89,6 +95,7 @@ class Demo:
         check: bool = True,
         show_err: bool = True,
         input: bytes | None = None,
+        show_out: bool = False,
     ) -> subprocess.CompletedProcess[bytes]:
         shown = ["pouch" if a == POUCH else "age" if a == AGE else str(a) for a in args]
         env = dict(os.environ)
@@ -100,12 +107,47 @@ class Demo:
         p = subprocess.run(
             [str(a) for a in args], cwd=self.d, capture_output=True, env=env, input=input
         )
+        if show_out:
+            for line in p.stdout.decode(errors="replace").splitlines():
+                say("          " + _short(line))
         if show_err:
             for line in p.stderr.decode(errors="replace").splitlines():
                 say("          " + _short(line))
         if check and p.returncode != 0:
             raise SystemExit(f"demo failed: {' '.join(shown)} exited {p.returncode}")
         return p
+
+    def challenge(self, pouch: str, guard: str, presenter: str) -> bool:
+        """The guard's `pouch custody --challenge`, answered by the presenter's
+        `pouch answer`: two processes, as at a real door."""
+        env = {**os.environ, "POUCH_PASSPHRASE": f"the passphrase of {PEOPLE[presenter][0]}"}
+        p = subprocess.Popen(
+            [POUCH, "custody", pouch, "--challenge", "--home", str(self.d / guard)],
+            cwd=self.d, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert p.stdout is not None
+        line = ""
+        while not line.startswith("challenge: "):
+            line = p.stdout.readline()
+        fresh = line.split()[1]
+        say(f"   guard$ pouch custody {pouch} --challenge  ->  {fresh[:28]}…")
+        answer = subprocess.run(
+            [POUCH, "answer", pouch, fresh, "--home", str(self.d / presenter)],
+            cwd=self.d, capture_output=True, env=env,
+        )  # fmt: skip
+        said = answer.stdout.decode().strip()[:28] or answer.stderr.decode().strip()[:60]
+        say(f"   {presenter:>5}$ pouch answer {pouch} {fresh[:20]}…  ->  {said}")
+        _, err = p.communicate(answer.stdout.decode() + "\n", timeout=120)
+        verdict = [ln for ln in err.splitlines() if "presenter" in ln or "answer does" in ln]
+        say("          " + (verdict[-1] if verdict else "(no verdict)"))
+        return p.returncode == 0
+
+
+def _today() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
 def _short(s: str) -> str:
@@ -136,18 +178,20 @@ def play(demo: Demo) -> None:
     say(f"   identity.key is 0600 and age-encrypted: '{key[:10]}… {key.split()[-1]}' (scrypt 2^18)")
 
     step("2. Cards are exchanged and verified in person: the safety numbers match")
-    for who, other in (("trump", "kim"), ("kim", "trump"), ("kim", "chol"), ("chol", "kim")):
-        demo.run([POUCH, "contacts", "add", f"{other}.card"], who, show_err=False)
+    met = [("trump", "kim"), ("kim", "trump"), ("kim", "chol"), ("chol", "kim"),
+           ("trump", "pompeo"), ("pompeo", "trump"), ("chol", "pompeo"), ("pompeo", "chol"),
+           ("trump", "courier"), ("courier", "trump"),
+           ("guard", "trump"), ("guard", "kim")]  # fmt: skip
+    for who, other in met:
+        demo.run([POUCH, "contacts", "add", f"{other}.card", "--verified"], who, show_err=False)
+    say("   (each pair above met in person; Trump and Kim compare their numbers here)")
     a = demo.run([POUCH, "fingerprint", "Kim Jong-un", "--no-qr"], "trump").stdout.decode()
     b = demo.run([POUCH, "fingerprint", "Donald J. Trump", "--no-qr"], "kim").stdout.decode()
     numbers_a, numbers_b = a.splitlines()[1:], b.splitlines()[1:]
     assert numbers_a == numbers_b, "safety numbers differ"
     for line in numbers_a:
         say("          " + line.strip())
-    say("   both sides read the same twelve groups: they mark each other verified")
-    for who, other in (("trump", "Kim Jong-un"), ("kim", "Donald J. Trump"),
-                       ("kim", "Kim Yong-chol"), ("chol", "Kim Jong-un")):  # fmt: skip
-        demo.run([POUCH, "contacts", "verify", other, "--yes"], who, show_err=False)
+    say("   both sides read the same twelve groups")
 
     step("3. 24 May 2018: Trump seals his letter cancelling the Singapore summit")
     (d / "cancel.txt").write_text(CANCEL)
@@ -163,27 +207,55 @@ def play(demo: Demo) -> None:
     assert r.stdout.decode() == CANCEL
     quote(r.stdout.decode())
 
-    step("5. Kim answers, in reply to that letter; Kim Yong-chol carries it to Washington")
+    step("5. Kim answers, in reply to that letter, and accredits Kim Yong-chol to carry it")
     (d / "reply.txt").write_text(REPLY)
     demo.run([POUCH, "seal", "-t", "Donald J. Trump", "--reply-to", cancel_id, "--subject",
               "Your letter of 24 May", "-o", "reply.pouch", "reply.txt"], "kim")  # fmt: skip
-    say("   route: Pyongyang -> Beijing -> New York (with Secretary Pompeo) -> Washington")
-    r = demo.run([POUCH, "open", "reply.pouch", "--json"], "trump", show_err=False)
+    demo.run([POUCH, "accredit", "Kim Yong-chol", "--role", "envoy", "--for", "Donald J. Trump",
+              "-o", "chol.credential"], "kim")  # fmt: skip
+    demo.run([POUCH, "accredit", "Mike Pompeo", "--role", "receiver", "-o", "pompeo.credential"],
+             "trump")  # fmt: skip
+    demo.run([POUCH, "credentials", "add", "pompeo.credential"], "guard")
+    say("   (Trump gives the White House guard Pompeo's credential)")
+
+    step("6. Pyongyang -> New York -> the White House, every handover signed by both sides")
+    demo.run([POUCH, "handover", "reply.pouch", "--to", "Kim Yong-chol", "--at", "Pyongyang"],
+             "kim")  # fmt: skip
+    demo.run([POUCH, "accept", "reply.pouch", "--at", "Pyongyang"], "chol")
+    say("   Kim Yong-chol flies by way of Beijing to New York, and meets Secretary Pompeo there")
+    say("   At the door of the West Wing, the guard checks the pouch and challenges its bearer:")
+    ok = demo.challenge("reply.pouch", "guard", "chol")
+    assert ok, "the envoy could not answer the challenge"
+    demo.run([POUCH, "handover", "reply.pouch", "--to", "Mike Pompeo", "--at", "the White House",
+              "--note", "delivered by hand"], "chol")  # fmt: skip
+    demo.run([POUCH, "accept", "reply.pouch", "--at", "the White House"], "pompeo")
+    demo.run([POUCH, "custody", "reply.pouch"], "guard", show_out=True)
+    say("   Someone with only a copy of the pouch cannot answer for it:")
+    assert not demo.challenge("reply.pouch", "guard", "courier")
+
+    step("7. Trump opens it, requiring an accredited chain of custody")
+    r = demo.run([POUCH, "open", "reply.pouch", "--require-accredited", "--json"], "trump",
+                 show_err=False)  # fmt: skip
     opened = json.loads(r.stdout)
     assert opened["in_reply_to"] == cancel_id and opened["body"] == REPLY
+    assert opened["custody"]["verified"]
     say(f"   from {opened['from']['name']} (verified: {opened['from']['verified']}), "
         f"in reply to {opened['in_reply_to'][:12]}, {opened['encryption']}")  # fmt: skip
+    for link in opened["custody"]["links"]:
+        say(f"   custody {link['seq']}: {link['from']} -> {link['to']} at {link['place']}, "
+            f"accepted; taker: {link['accredited']}")  # fmt: skip
     quote(opened["body"])
 
-    step("6. A copy tampered with in transit: one bit flipped")
+    step("8. A copy tampered with in transit: one bit flipped")
     data = bytearray((d / "reply.pouch").read_bytes())
-    data[-100] ^= 0x01  # in the payload
+    age_end = container.HEADER.size + container.HEADER.unpack(data[: container.HEADER.size])[-1]
+    data[age_end - 100] ^= 0x01  # in the payload, before the custody trailer
     (d / "tampered.pouch").write_bytes(bytes(data))
     r = demo.run([POUCH, "open", "tampered.pouch", "-o", "."], "trump", check=False)
     assert r.returncode == 7 and r.stdout == b""
     say(f"   refused (exit {r.returncode}); nothing was written")
 
-    step("7. A forwarded copy: Kim passes Trump's letter on to his envoy as if it were his")
+    step("9. A forwarded copy: Kim passes Trump's letter on to his envoy as if it were his")
     demo.run([POUCH, "inspect", "cancel.pouch", "--extract-age", "cancel.age"])
     key = demo.run([POUCH, "key", "export", "--age"], "kim", show_err=False).stdout
     (d / "kim-age.key").write_bytes(key)
@@ -195,17 +267,37 @@ def play(demo: Demo) -> None:
     assert r.returncode == 12
     say("   the signed header names Kim, not Kim Yong-chol: refused (exit 12)")
 
-    step("8. The age layer stands alone: stock age and pouch age read each other")
+    step("10. January 2019: Trump's letter is flown to Pyongyang by a US courier")
+    (d / "second.txt").write_text(SECOND)
+    demo.run([POUCH, "seal", "-t", "Kim Jong-un", "--subject", "A second summit",
+              "-o", "second.pouch", "second.txt"], "trump")  # fmt: skip
+    demo.run([POUCH, "handover", "second.pouch", "--to", "US courier", "--at", "Washington"],
+             "trump")  # fmt: skip
+    demo.run([POUCH, "accept", "second.pouch", "--at", "Washington"], "courier")
+    say("   Trump forgot to accredit the courier: anyone checking the pouch is warned")
+    r = demo.run([POUCH, "custody", "second.pouch"], "kim", check=False, show_out=True)
+    assert r.returncode == 13
+    demo.run([POUCH, "accredit", "US courier", "--role", "envoy", "--from", _today(),
+              "-o", "courier.credential"], "trump")  # fmt: skip
+    demo.run([POUCH, "credentials", "add", "courier.credential"], "kim")
+    say("   (the credential reaches Kim; it covers the flight)")
+    demo.run([POUCH, "handover", "second.pouch", "--to", "kim.card", "--at", "Pyongyang",
+              "--note", "delivered by hand"], "courier")  # fmt: skip
+    demo.run([POUCH, "accept", "second.pouch", "--at", "Pyongyang"], "kim")
+    r = demo.run([POUCH, "open", "second.pouch", "--require-accredited"], "kim")
+    assert r.stdout.decode() == SECOND
+    quote(r.stdout.decode())
+
+    step("11. The age layer stands alone: stock age and pouch age read each other")
     demo.run([POUCH, "age-keygen", "-o", "pyongyang.key"], show_err=False)
     recipient = (d / "pyongyang.key").read_text().split("# public key: ")[1].split()[0]
-    (d / "second.txt").write_text(SECOND)
     demo.run([AGE, "-a", "-r", recipient, "-o", "second.age", "second.txt"])
     r = demo.run([POUCH, "age", "-d", "-i", "pyongyang.key", "second.age"])
     assert r.stdout.decode() == SECOND
     demo.run([POUCH, "age", "-r", recipient, "-o", "second.pouch-age", "second.txt"])
     r = demo.run([AGE, "-d", "-i", "pyongyang.key", "second.pouch-age"])
     assert r.stdout.decode() == SECOND
-    say("   January 2019: flown to Pyongyang and delivered by hand; both tools agree")
+    say("   any age implementation reads pouch's outer layer, and the other way round")
 
     say()
     say("all checks passed.")

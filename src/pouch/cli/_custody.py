@@ -466,13 +466,18 @@ def _challenge(chain: Chain, names: dict[bytes, str], quiet: bool) -> bool:
     from ..custody import check_answer, new_challenge
 
     fresh = new_challenge()
-    holder = names.get(chain.holder, "the holder") if chain.holder else "nobody"
+    if chain.holder is None:
+        holder = "nobody"
+    else:
+        from ..identity import fingerprint
+
+        holder = names.get(chain.holder, fingerprint(chain.holder)[:16])
     click.echo(f"challenge: {fresh}", err=quiet)
     click.echo(f"  the presenter ({holder}, they say) runs: pouch answer FILE {fresh}", err=True)
     click.echo("answer: ", nl=False, err=True)
     reply = sys.stdin.readline().strip()
     if check_answer(fresh, reply, chain):
-        click.echo(f"The presenter holds the key of {holder}, the pouch's holder.", err=True)
+        click.echo(f"The presenter holds the key of the pouch's holder, {holder}.", err=True)
         return True
     click.echo("The answer does not prove possession: a copy, or the wrong person.", err=True)
     return False
