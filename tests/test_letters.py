@@ -407,9 +407,10 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     seen: list[int] = []
     real = _parallel.run
 
-    def spy(work: Any, bounds: Any) -> list[bytes]:
-        seen.append(len(bounds) - 1)
-        return real(work, bounds)
+    def spy(work: Any, bounds: Any, meanwhile: Any = None) -> list[bytes]:
+        if meanwhile is None:  # the sealing runs, not the envelope's hash
+            seen.append(len(bounds) - 1)
+        return real(work, bounds, meanwhile)
 
     monkeypatch.setattr(_parallel, "run", spy)
     return seen
@@ -637,3 +638,83 @@ def test_the_shape_rules_hold_on_every_path(tmp_path: Path, jobs: int) -> None:
     for message, segments in cases.items():
         with pytest.raises(LetterError, match=message):
             _open_file(tmp_path, _sender_made(segments), jobs=jobs)
+
+
+def test_parts_go_in_parallel_only_to_fresh_files_of_their_own(
+    tmp_path: Path, layouts: list[int]
+) -> None:
+    """A file with content, in append mode, or shared between parts is
+    written as a stream: pwrite at fixed offsets would garble it."""
+    body, annex = _pseudo_random(9 * MiB, "body"), _pseudo_random(3 * MiB, "annex")
+    sealed = _seal_files(tmp_path, [(None, body), ("annex", annex)], jobs=1)
+    (tmp_path / "in.pouch").write_bytes(sealed)
+
+    shared = tmp_path / "both"
+    with open(shared, "w+b") as f:
+        letters.open_letter(KIM, tmp_path / "in.pouch", lambda part: f, jobs=2)
+    assert shared.read_bytes() == body + annex  # one after the other, as streamed
+
+    log = tmp_path / "log"
+    log.write_bytes(b"HEADER\n")
+    with open(log, "ab") as f:
+        letters.open_letter(KIM, tmp_path / "in.pouch", lambda part: f if part == 0 else None,
+                            jobs=2)  # fmt: skip
+    assert log.read_bytes() == b"HEADER\n" + body
+    assert len(layouts) == 2  # both laid out, both then streamed
+
+    fresh = tmp_path / "fresh"
+    with open(fresh, "w+b") as f:
+        letters.open_letter(KIM, tmp_path / "in.pouch", lambda part: f if part == 0 else None,
+                            jobs=2)  # fmt: skip
+        assert f.tell() == len(body)  # left at the end, as a stream of writes would
+    assert fresh.read_bytes() == body
+
+
+def test_a_letter_in_tiny_segments_is_opened_as_a_stream(
+    tmp_path: Path, layouts: list[int]
+) -> None:
+    """A sender may cut padding into 1-byte segments; laying out millions of
+    them would cost memory per segment, so the stream reads it instead."""
+    from pouch.letter import DATA, PADDING
+
+    full = [(DATA, 0, _pseudo_random(MiB, f"s{i}")) for i in range(9)]
+    tiny = [(PADDING, 0, b"\x00")] * 3000
+    sealed = _sender_made([*full, *tiny])
+    with pytest.raises(LetterError, match="malformed manifest"):
+        _open_file(tmp_path, sealed, jobs=2)
+    assert layouts == [1]
+
+
+def test_a_forged_first_segment_stops_the_layout(tmp_path: Path, layouts: list[int]) -> None:
+    """Whoever cannot sign as the sender gets no layout walked, no part
+    files made."""
+    _, forgeries = _big_forgeries()
+    forged, _ = forgeries["reordered"]
+    made: list[int] = []
+
+    def sink(part: int) -> None:
+        made.append(part)
+
+    (tmp_path / "f.pouch").write_bytes(forged)
+    with pytest.raises(LetterError, match="segment 0 is not signed"):
+        letters.open_letter(KIM, tmp_path / "f.pouch", sink, jobs=2)
+    assert made == []
+
+
+def test_a_fork_that_fails_is_a_file_error_and_leaks_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process limit (EAGAIN from fork) is the user's to act on, with a
+    hint, not an internal error; the worker's pipe is closed."""
+    import errno
+
+    def no_fork() -> int:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    parts: list[tuple[str | None, bytes]] = [(None, _pseudo_random(9 * MiB, "fork"))]
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(os, "fork", no_fork)
+    with pytest.raises(FileError, match="cannot start a worker process") as e:
+        _seal_files(tmp_path, parts, jobs=2)
+    assert "POUCH_JOBS=1" in e.value.hints[0]
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -27,6 +27,7 @@ here: the caller renames the part files only once this returns.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import stat
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ from .letter import (
     FINAL,
     LENGTH,
     MAX_MANIFEST,
+    MAX_PARTS,
     PADDING,
     PREAMBLE,
     SEGMENT_HEAD,
@@ -158,15 +160,30 @@ class Payload:
         return bytes(out)
 
 
+class TooManySegmentsError(Exception):
+    """More segments than a letter of this size holds when its writer cuts
+    full segments: legal for a sender, but then opened as a stream."""
+
+
 def layout(p: Payload, start: int, checks: Checks) -> tuple[list[_Segment], _Segment]:
     """Walk the heads from start: the data and padding segments, each held
-    to the shape rules, and the final one."""
+    to the shape rules, and the final one.
+
+    The first segment's signature is verified before the walk: whoever
+    cannot sign as the sender gets no further than the streaming reader
+    would let them. The layout costs memory per segment, so a letter cut
+    into more segments than full ones make (up to one short one per part,
+    and one of padding) raises TooManySegmentsError.
+    """
     segments: list[_Segment] = []
     written: dict[int, int] = {}
     offset = start
     overhead = SEGMENT_HEAD.size + SIGNATURE_SIZE
+    limit = p.size // SEGMENT_SIZE + MAX_PARTS + 2
     while True:
         index = len(segments)
+        if index > limit:
+            raise TooManySegmentsError
         kind, part, length = SEGMENT_HEAD.unpack(p.read(offset, SEGMENT_HEAD.size))
         limit = MAX_MANIFEST if kind == FINAL else SEGMENT_SIZE
         if kind not in (DATA, PADDING, FINAL) or length > limit:
@@ -174,6 +191,8 @@ def layout(p: Payload, start: int, checks: Checks) -> tuple[list[_Segment], _Seg
         if offset + overhead + length > p.size:
             raise LetterError("letter truncated: the final segment is missing")
         seg = _Segment(index, offset, kind, part, length, written.get(part, 0))
+        if index == 0:
+            verify_segment(p, checks, seg)
         offset += overhead + length
         if kind == FINAL:
             if offset != p.size:
@@ -185,21 +204,50 @@ def layout(p: Payload, start: int, checks: Checks) -> tuple[list[_Segment], _Seg
         segments.append(seg)
 
 
+def verify_segment(p: Payload, checks: Checks, seg: _Segment) -> tuple[bytes, bytes]:
+    """Read and verify one segment here: its data and its hash."""
+    whole = p.read(seg.offset, SEGMENT_HEAD.size + seg.length + SIGNATURE_SIZE)
+    head, data = whole[: SEGMENT_HEAD.size], whole[SEGMENT_HEAD.size : -SIGNATURE_SIZE]
+    seg_hash = segment_hash(head, data)
+    checks.verify(seg.index, seg.kind == FINAL, seg_hash, whole[-SIGNATURE_SIZE:])
+    return data, seg_hash
+
+
 def usable(files: dict[int, BinaryIO | None]) -> dict[int, int] | None:
-    """The file descriptors of the parts' files, or None if one is not a
-    regular file (a terminal, a pipe, memory)."""
+    """The file descriptors of the parts' files, or None unless each is a
+    fresh file of its own: regular, empty, at offset 0, not in append mode,
+    and no two the same. Workers write at fixed offsets with pwrite, which
+    a terminal, a pipe, memory, a file with content before, a file shared
+    between parts or with stderr, or O_APPEND would turn into a wrong
+    result."""
     fds = {}
+    seen = set()
     for part, f in files.items():
         if f is None:
             continue
         try:
             fd = f.fileno()
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if (
+                not stat.S_ISREG(st.st_mode)
+                or st.st_size
+                or os.lseek(fd, 0, os.SEEK_CUR)
+                or fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND
+                or (st.st_dev, st.st_ino) in seen
+            ):
                 return None
         except (OSError, AttributeError, ValueError):
             return None
+        seen.add((st.st_dev, st.st_ino))
         fds[part] = fd
     return fds
+
+
+def written(files: dict[int, BinaryIO | None], sizes: dict[int, int]) -> None:
+    """Leave each part's file where a stream of writes would have: at its end."""
+    for part, f in files.items():
+        if f is not None:
+            f.seek(sizes.get(part, 0))
 
 
 def open_segments(

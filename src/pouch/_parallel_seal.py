@@ -15,8 +15,8 @@ that changes while it is sealed gives segments that each match their
 signature, as on the streaming path. What the workers cannot do is left to
 the parent: the chunk that straddles two runs (from the bytes both workers
 hand back), and the end of the letter (the final segment holds the manifest,
-which needs every segment's hash). Then the parent hashes the ciphertext
-for the envelope id, in windows mapped from the output.
+which needs every segment's hash). Last, one more worker hashes the
+ciphertext for the envelope id, in windows mapped from the output.
 """
 
 from __future__ import annotations
@@ -200,7 +200,16 @@ def seal(
     tail.close()
     dst.flush()
     end = dst.tell()
-    return letter_id, _hash(dst_fd, base, end), end - base
+    # In a child of its own: blake3's threads would otherwise outlive the
+    # hash in this process (and the next fork would copy a threaded
+    # process), and a mapping of a file someone truncates ends with
+    # SIGBUS, which a worker may die of but this process must not.
+    [digest] = _parallel.run(lambda _a, _b: _hash(dst_fd, base, end).encode(), [0, 1], _idle)
+    return letter_id, digest.decode(), end - base
+
+
+def _idle() -> None:
+    """The parent's part while its one worker hashes: waiting."""
 
 
 def _runs(p: Plan, jobs: int) -> list[int]:
@@ -309,8 +318,8 @@ class _ChunkSealer:
 
 def _hash(fd: int, start: int, end: int) -> str:
     """BLAKE3 of fd's bytes [start, end), on every core (the output is
-    fresh in the page cache). The output is this process's own new file:
-    nobody truncates it under the mapping."""
+    fresh in the page cache), through WINDOW-sized mappings. Runs in a
+    worker process (see seal)."""
     h = blake3.blake3(max_threads=blake3.blake3.AUTO)
     at = start
     while at < end:

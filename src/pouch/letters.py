@@ -31,16 +31,13 @@ from .errors import LetterError, NotAddressedError, UsageError
 from .identity import Card, Identity, fingerprint, rfc3339
 from .letter import (
     DATA,
-    SEGMENT_HEAD,
     SEGMENT_SIZE,
-    SIGNATURE_SIZE,
     Checks,
     LetterHeader,
     LetterReader,
     LetterWriter,
     Manifest,
     envelope_binding,
-    segment_hash,
 )
 
 Rand = Callable[[int], bytes]
@@ -347,7 +344,10 @@ def _open_parallel(
     _check_envelope(identity, header, d)
     checks = Checks(header, reader.header_bytes)
     start = _parallel_open.letter_start(reader.header_bytes)
-    segments, final = _parallel_open.layout(p, start, checks)
+    try:
+        segments, final = _parallel_open.layout(p, start, checks)
+    except _parallel_open.TooManySegmentsError:
+        return None, {}
     files: dict[int, BinaryIO | None] = {}
     for seg in segments:
         if seg.kind == DATA and seg.part not in files:
@@ -356,10 +356,12 @@ def _open_parallel(
     if fds is None:
         return None, files
     envelope_id = _parallel_open.open_segments(p, checks, segments, fds, c, jobs)
-    whole = p.read(final.offset, SEGMENT_HEAD.size + final.length + SIGNATURE_SIZE)
-    manifest = whole[SEGMENT_HEAD.size : SEGMENT_HEAD.size + final.length]
-    seg_hash = segment_hash(whole[: SEGMENT_HEAD.size], manifest)
-    checks.verify(final.index, True, seg_hash, whole[-SIGNATURE_SIZE:])
+    sizes: dict[int, int] = {}
+    for seg in segments:
+        if seg.kind == DATA:
+            sizes[seg.part] = seg.at + seg.length
+    _parallel_open.written(files, sizes)
+    manifest, seg_hash = _parallel_open.verify_segment(p, checks, final)
     m = checks.final(final.index, final.part, manifest, seg_hash)
     assert checks.letter_id is not None
     _check_stanzas(header, d)

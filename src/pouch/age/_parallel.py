@@ -40,6 +40,10 @@ MIN_CHUNKS_PER_WORKER = 64
 
 
 def default_jobs() -> int:
+    """POUCH_JOBS if set (1: one process, no forking), else one per core."""
+    wanted = os.environ.get("POUCH_JOBS", "")
+    if wanted.isdigit() and int(wanted) >= 1:
+        return int(wanted)
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -185,6 +189,13 @@ def run(
                 if pid == 0:  # pragma: no cover - runs in the child
                     os.close(r)
                     _child(work, bounds[k], bounds[k + 1], w, parent)
+            except OSError as e:  # fork failed: no child, this process goes on
+                os.close(r)
+                os.close(w)
+                raise FileError(
+                    f"cannot start a worker process: {e.strerror}",
+                    "POUCH_JOBS=1 works in this process alone",
+                ) from None
             finally:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
             os.close(w)

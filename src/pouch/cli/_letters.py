@@ -276,7 +276,10 @@ def open_command(
         raise FileError(f"{directory} is not a folder")
     outputs = _Outputs(target, stream)
     try:
-        opened = letters.open_letter(identity, file, outputs.sink)
+        # Several cores only into DIR: stdout and the body held in memory are
+        # written as a stream.
+        jobs = None if target is not None else 1
+        opened = letters.open_letter(identity, file, outputs.sink, jobs=jobs)
         custody = _custody(file, opened, identity, h)
         if require_accredited and custody["problems"]:
             from ..errors import CustodyError
