@@ -320,11 +320,15 @@ def _custody(file: str, opened: Opened, identity: Identity, h: Home) -> dict[str
     problem (the chain's shape, accreditation, and what only the recipient
     can check). A custody problem never hides or alters the letter."""
     from .. import container
-    from ..custody import judge, read_trailer, recipient_flags
-    from ..identity import fingerprint
 
     c = container.load(file)
     with c.src:
+        if not c.records:  # delivered without custody: nothing to judge
+            return {"links": [], "problems": ["no custody: nobody signed for this pouch"],
+                    "verified": False}  # fmt: skip
+        from ..custody import judge, read_trailer, recipient_flags
+        from ..identity import fingerprint
+
         trailer = read_trailer(c)
     with h.register() as reg:
         names = {x.card.signing_key: x.name for x in reg.contacts()}
