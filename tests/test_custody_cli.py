@@ -225,3 +225,32 @@ def test_a_guard_challenges_the_presenter(world: dict[str, Path], tmp_path: Path
     assert ok.returncode == 0 and "holds the key of" in ok.stderr
     impostor = at_the_door("pompeo")  # has a copy of the file, not the key
     assert impostor.returncode == 13 and "does not prove possession" in impostor.stderr
+
+
+def test_a_receipt_goes_back_to_the_sender(world: dict[str, Path], tmp_path: Path) -> None:
+    body = tmp_path / "reply.txt"
+    body.write_text("Dear Mr. President, ...\n")
+    reply = tmp_path / "reply.pouch"
+    r = pouch("seal", "-t", "Donald J. Trump", "-o", reply, body, "--home", world["kim"])
+    letter_id = r.err.split("letter    ")[1].split()[0]
+    assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--home", world["kim"]).code == 0
+    assert pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
+    assert pouch("accept", reply, "--home", world["chol"]).code == 0
+    assert pouch("handover", reply, "--to", tmp_path / "trump.card",
+                 "--home", world["chol"]).code == 0  # fmt: skip
+    assert pouch("accept", reply, "--home", world["trump"]).code == 0
+    receipt = tmp_path / "receipt.pouch"
+    r = pouch("open", reply, "--receipt", receipt, "--home", world["trump"])
+    assert r.code == 0, r.err
+    r = pouch("receipt", receipt, "--letter", letter_id, "--json", "--home", world["kim"])
+    assert r.code == 0, r.err
+    got = json.loads(r.out)
+    assert (
+        got["letter"] == letter_id and got["complete"] and got["signer_name"] == "Donald J. Trump"
+    )
+    assert got["custody_head"] is not None and got["custody"] == []
+    # Bad input: a receipt for another letter; a receipt opened as a letter reads as one.
+    r = pouch("receipt", receipt, "--letter", "0" * 64, "--home", world["kim"])
+    assert r.code == 11 and "a receipt for another letter" in r.err
+    r = pouch("receipt", reply, "--home", world["trump"])
+    assert r.code == 2 and "not a receipt" in r.err

@@ -59,6 +59,8 @@ PART_LABEL = b"pouch/letter/part/v1\x00"
 ENVELOPE_LABEL = b"pouch/letter/envelope/v1\x00"
 
 KEMS = ("mlkem768x25519", "x25519")
+# A letter says nothing of its kind; a receipt (issue 4) says "receipt".
+KINDS = ("letter", "receipt")
 MAX_RECIPIENTS = 1000
 # Parts are files in the reader's folder, each open until the letter verified.
 MAX_PARTS = 1000
@@ -86,10 +88,13 @@ class LetterHeader:
     padding: bool
     decoys: int
     envelope: bytes
+    kind: str = "letter"  # or "receipt" (SPEC.md 2.1); only a receipt says so
 
     def encode(self) -> bytes:
+        kind = {} if self.kind == "letter" else {"kind": self.kind}
         return _canonical.dumps(
             {
+                **kind,
                 "v": VERSION,
                 "alg": {"sig": "ed25519", "hash": "blake3", "age": self.kem},
                 "from": b64(self.sender),
@@ -113,8 +118,11 @@ class LetterHeader:
             raise LetterError(f"malformed letter header: {e.message}") from None
         fields = {"v", "alg", "from", "to", "date", "subject", "in_reply_to", "stream", "seq",
                   "padding", "decoys", "envelope"}  # fmt: skip
-        if not isinstance(h, dict) or set(h) != fields:
+        if not isinstance(h, dict) or set(h) - {"kind"} != fields:
             raise LetterError("malformed letter header: unexpected fields")
+        kind = h.get("kind", "letter")
+        if kind not in KINDS or ("kind" in h and kind == "letter"):
+            raise LetterError("malformed letter header: bad kind")
         if not is_int(h["v"]) or h["v"] != VERSION:
             raise LetterError(
                 f"letter format v{h['v']!r:.20} is not supported (this pouch reads v1)"
@@ -169,6 +177,7 @@ class LetterHeader:
             padding=h["padding"] == "padme",
             decoys=h["decoys"],
             envelope=bytes.fromhex(h["envelope"]),
+            kind=kind,
         )
 
 

@@ -167,6 +167,7 @@ def seal(
     now: datetime | None = None,
     rand: Rand = os.urandom,
     jobs: int | None = None,
+    kind: str = "letter",
 ) -> Sealed:
     """Seal a letter from identity to recipients into dst (seekable, empty).
 
@@ -205,6 +206,7 @@ def seal(
         padding=pad,
         decoys=decoys,
         envelope=envelope_binding(enc.header, enc.nonce),
+        kind=kind,
     )
     parts: list[tuple[str | None, BinaryIO]] = [(None, body), *attachments]
     jobs = jobs or _parallel.default_jobs()

@@ -245,6 +245,7 @@ class _Bounded(io.BytesIO):
     is_flag=True,
     help="Refuse the letter unless its custody chain is whole and every holder accredited.",
 )
+@click.option("--receipt", metavar="OUT", help="Seal a delivery receipt to the sender into OUT.")
 @passphrase_file_option
 @home_option
 def open_command(
@@ -254,6 +255,7 @@ def open_command(
     stream: bool,
     force: bool,
     require_accredited: bool,
+    receipt: str | None,
     passphrase_file: str | None,
     home: str | None,
 ) -> None:  # fmt: skip
@@ -291,6 +293,9 @@ def open_command(
         saved = _publish(opened, outputs, force)
     finally:
         outputs.close()
+    if receipt is not None:
+        # Only now: the final segment verified and the parts are published.
+        _send_receipt(h, identity, opened, custody, receipt)
     with h.register() as reg:
         sender = next(
             (c for c in reg.contacts() if c.fingerprint == opened.sender_fingerprint), None
@@ -325,7 +330,7 @@ def _custody(file: str, opened: Opened, identity: Identity, h: Home) -> dict[str
     with c.src:
         if not c.records:  # delivered without custody: nothing to judge
             return {"links": [], "problems": ["no custody: nobody signed for this pouch"],
-                    "verified": False}  # fmt: skip
+                    "verified": False, "head": None}  # fmt: skip
         from ..custody import judge, read_trailer, recipient_flags
         from ..identity import fingerprint
 
@@ -362,7 +367,57 @@ def _custody(file: str, opened: Opened, identity: Identity, h: Home) -> dict[str
         }
         for link in verdict.chain.links
     ]
-    return {"links": links, "problems": problems, "verified": not problems}
+    head = verdict.chain.head
+    return {"links": links, "problems": problems, "verified": not problems, "head": head}
+
+
+def _send_receipt(
+    h: Home, identity: Identity, opened: Opened, custody: dict[str, Any], out: str
+) -> None:
+    """Seal a receipt for opened back to its sender (SPEC.md 2.6)."""
+    from datetime import UTC, datetime
+
+    from .. import letters
+    from ..container import short_id
+    from ..identity import rfc3339
+    from ..receipts import Receipt
+
+    with h.register() as reg:
+        known = [c for c in reg.contacts() if c.fingerprint == opened.sender_fingerprint]
+        if not known:
+            raise UsageError(
+                "the sender is not one of your contacts: a receipt is sealed to their card",
+                "add it with 'pouch contacts add', then open the letter again with --receipt",
+            )
+        sender = known[0]
+        stream = reg.stream_id(letters.new_stream_id)
+        seq = {sender.fingerprint: reg.next_sequence(sender.fingerprint)}
+        accepted = reg.custody_head(opened.envelope_id)
+    now = datetime.now(UTC)
+    letter_seq = opened.header.seq.get(identity.fingerprint, 0)
+    body = Receipt(
+        letter=opened.letter_id,
+        envelope=opened.envelope_id,
+        sender=opened.sender_fingerprint,
+        seq=letter_seq,
+        recipient=identity.fingerprint,
+        signer=identity.fingerprint,
+        credential=None,
+        custody_head=accepted[0] if accepted else custody["head"],
+        time=rfc3339(now),
+        complete=True,
+        custody=tuple(custody["problems"]) if custody["links"] else (),
+        # The register issue tracks what was received; until then, this one.
+        last_received=letter_seq,
+    )
+    with atomic_output(out, replace=False) as dst:
+        sealed = letters.seal(identity, [sender.card], io.BytesIO(body.encode()), dst,
+                              subject="Receipt", in_reply_to=opened.letter_id, stream=stream,
+                              seq=seq, now=now, kind="receipt")  # fmt: skip
+    click.echo(
+        f"Receipt:     sealed to {sender.name} -> {out}  (envelope {short_id(sealed.envelope_id)})",
+        err=True,
+    )
 
 
 def _raise_file_limit() -> None:
@@ -571,3 +626,67 @@ def inspect_command(file: str, as_json: bool, extract_age: str | None) -> None:
     )
     if extract_age is not None:
         click.echo(f"Extracted: {extract_age}")
+
+
+@cli.command("receipt")
+@click.argument("file")
+@click.option("--letter", "letter_id", metavar="LETTER_ID", help="The letter it must be for.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@passphrase_file_option
+@home_option
+def receipt_command(
+    file: str, letter_id: str | None, as_json: bool, passphrase_file: str | None, home: str | None
+) -> None:
+    """Open a delivery receipt for a letter you sent: which letter, received
+    by whom, when, via which chain."""
+    from .. import letters
+    from ..errors import LetterError
+    from ..receipts import Receipt
+
+    h = _home(home)
+    identity = _unlock(h, passphrase_file)
+    held = io.BytesIO()
+    opened = letters.open_letter(identity, file, lambda part: held if part == 0 else None, jobs=1)
+    if opened.header.kind != "receipt":
+        raise UsageError("this is a letter, not a receipt: 'pouch open' opens it")
+    r = Receipt.decode(held.getvalue())
+    signer = opened.sender_fingerprint
+    if r.letter != opened.header.in_reply_to:
+        raise LetterError("the receipt names another letter than the one it answers")
+    if r.signer != signer:
+        raise LetterError("the receipt names another signer than the one who signed it")
+    if r.sender != identity.fingerprint:
+        raise LetterError("this receipt is for a letter someone else sent")
+    if letter_id is not None and r.letter != letter_id.lower():
+        raise LetterError(f"a receipt for another letter: {r.letter[:16]}, not {letter_id[:16]}")
+    with h.register() as reg:
+        names = {c.fingerprint: c.name for c in reg.contacts()}
+        by_receiver = any(
+            c.principal_fingerprint == r.recipient
+            and c.agent_fingerprint == signer
+            and c.role == "receiver"
+            and c.covers(r.time)
+            and reg.revocation(c) is None
+            for c, _ in reg.credentials()
+        )
+    if r.recipient != signer and not by_receiver:
+        raise LetterError(
+            "the receipt is signed by someone who is neither the recipient nor their "
+            "accredited receiver, as far as your register knows"
+        )
+    if as_json:
+        click.echo(json.dumps({**r.as_json(), "signer_name": names.get(signer)}, indent=2))
+        return
+    who = names.get(r.recipient, r.recipient[:16])
+    click.echo(f"Receipt for letter {r.letter}")
+    if r.signer != r.recipient:
+        who += f", signed by their receiver {names.get(signer, signer[:16])}"
+    click.echo(f"  received by  {who}")
+    click.echo(f"  at           {r.time}")
+    click.echo(f"  envelope     {r.envelope}")
+    click.echo(f"  sequence     {r.seq} (last received from you: {r.last_received})")
+    click.echo(f"  custody      head {r.custody_head or 'none'}")
+    for problem in r.custody:
+        click.echo(f"  custody note {problem}")
+    click.echo("  verdict      every segment and the manifest verified" if r.complete else
+               "  verdict      INCOMPLETE")  # fmt: skip
