@@ -233,9 +233,9 @@ def play(demo: Demo) -> None:
     say("   Someone with only a copy of the pouch cannot answer for it:")
     assert not demo.challenge("reply.pouch", "guard", "courier")
 
-    step("7. Trump opens it, requiring an accredited chain of custody")
-    r = demo.run([POUCH, "open", "reply.pouch", "--require-accredited", "--json"], "trump",
-                 show_err=False)  # fmt: skip
+    step("7. Trump opens it, requiring an accredited chain of custody, and sends a receipt")
+    r = demo.run([POUCH, "open", "reply.pouch", "--require-accredited", "--json",
+                  "--receipt", "receipt.pouch"], "trump", show_err=False)  # fmt: skip
     opened = json.loads(r.stdout)
     assert opened["in_reply_to"] == cancel_id and opened["body"] == REPLY
     assert opened["custody"]["verified"]
@@ -245,6 +245,9 @@ def play(demo: Demo) -> None:
         say(f"   custody {link['seq']}: {link['from']} -> {link['to']} at {link['place']}, "
             f"accepted; taker: {link['accredited']}")  # fmt: skip
     quote(opened["body"])
+    say("   the receipt travels back to Pyongyang; Kim reads it:")
+    reply_id = opened["letter_id"]
+    demo.run([POUCH, "receipt", "receipt.pouch", "--letter", reply_id], "kim", show_out=True)
 
     step("8. A copy tampered with in transit: one bit flipped")
     data = bytearray((d / "reply.pouch").read_bytes())
