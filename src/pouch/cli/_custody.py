@@ -11,7 +11,10 @@ from ..errors import UsageError
 from . import _emit, _home, _now, _stdio, _unlock, cli, home_option, passphrase_file_option
 
 if TYPE_CHECKING:
+    from ..container import Container
     from ..custody import Chain
+    from ..identity import Card
+    from ..register import Register
 
 
 def _when(text: str | None, default: datetime) -> datetime:
@@ -50,19 +53,11 @@ def accredit_command(
     home: str | None,
 ) -> None:
     """Accredit an agent (a card file, or a contact) as your envoy or receiver."""
-    import os
-
-    from .._io import read_small
     from ..credentials import DEFAULT_DAYS, accredit
-    from ..identity import Card
-    from ..statements import MAX_ENVELOPE
 
     h = _home(home)
     with h.register() as reg:
-        if os.path.isfile(agent):
-            card = Card.from_bytes(read_small(agent, MAX_ENVELOPE, "a card").rstrip(b"\r\n"))
-        else:
-            card = reg.find(agent).card
+        card = _card(reg, agent)
         scoped = [reg.find(name).fingerprint for name in scope]
     now = datetime.now(UTC).replace(microsecond=0)
     valid_from = _when(start, now)
@@ -200,27 +195,32 @@ def revoke_command(
 # --- custody ---------------------------------------------------------------------
 
 
-def _party(reg: object, who: str) -> tuple[bytes, str]:
-    """A contact's name or fingerprint prefix, or a card file: (key, name)."""
+def _card(reg: Register, who: str) -> Card:
+    """A card file, or a contact's name or fingerprint prefix."""
     import os
 
     from .._io import read_small
     from ..identity import Card
-    from ..register import Register
     from ..statements import MAX_ENVELOPE
 
-    assert isinstance(reg, Register)
     if os.path.isfile(who):
-        card = Card.from_bytes(read_small(who, MAX_ENVELOPE, "a card").rstrip(b"\r\n"))
-    else:
-        card = reg.find(who).card
-    return card.signing_key, card.name
+        return Card.from_bytes(read_small(who, MAX_ENVELOPE, "a card").rstrip(b"\r\n"))
+    return reg.find(who).card
 
 
-def _names(reg: object, own: bytes) -> dict[bytes, str]:
-    from ..register import Register
+def _with_trailer(file: str) -> Container:
+    """The container at file, which must be a binary .pouch: custody lives
+    in its trailer (a bare age file has none; armor cannot be appended to)."""
+    from .. import container
 
-    assert isinstance(reg, Register)
+    c = container.load(file)
+    if c.bare or c.src.name != file:
+        c.src.close()
+        raise UsageError(f"{file} is not a binary .pouch container: custody needs its trailer")
+    return c
+
+
+def _names(reg: Register, own: bytes) -> dict[bytes, str]:
     names = {c.card.signing_key: c.name for c in reg.contacts()}
     names[own] = "you"
     return names
@@ -248,10 +248,7 @@ def handover_command(
 
     h = _home(home)
     me = h.card().signing_key
-    c = container.load(file)
-    if c.bare or c.src.name != file:
-        c.src.close()
-        raise UsageError(f"{file} is not a binary .pouch container: custody needs its trailer")
+    c = _with_trailer(file)
     trailer = read_trailer(c)
     with c.src:
         if trailer.records:
@@ -274,7 +271,8 @@ def handover_command(
         raise RefusedError("you do not hold this pouch: the last taker who accepted it is not you")
     now = datetime.now(UTC).replace(microsecond=0)
     with h.register() as reg:
-        taker_key, taker_name = _party(reg, taker)
+        taker_card = _card(reg, taker)
+        taker_key, taker_name = taker_card.signing_key, taker_card.name
         # The credentials a verifier needs: those of the taker we know of,
         # valid now, not revoked, not yet in the trailer.
         needed = [
@@ -323,10 +321,8 @@ def accept_command(
 
     h = _home(home)
     me = h.card().signing_key
-    c = container.load(file)
+    c = _with_trailer(file)
     with c.src:
-        if c.bare or c.src.name != file:
-            raise UsageError(f"{file} is not a binary .pouch container: custody needs its trailer")
         trailer = read_trailer(c)
         if not trailer.records:
             raise RefusedError("nobody handed this pouch over: there is nothing to accept")
