@@ -391,10 +391,9 @@ def judge(
     giver a principal the verifier knows (principals); and every taker
     accredited when it took the pouch (the last may instead be a principal
     it knows): an envoy of the first giver, or a receiver of a known
-    principal, by a
-    credential (in the trailer or the verifier's register) covering the
-    handover and its acceptance, and not revoked as far as revoked() knows
-    (the trailer's revocations count too)."""
+    principal, by a credential (in the trailer or the verifier's register)
+    covering the handover and its acceptance, and not revoked as far as
+    revoked() knows (the trailer's revocations count too)."""
     chain = build_chain(envelope, trailer.records)
     problems = [*trailer.problems, *chain.problems]
     flags: list[str] = []
