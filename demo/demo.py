@@ -213,6 +213,15 @@ def play(demo: Demo) -> None:
               "Your letter of 24 May", "-o", "reply.pouch", "reply.txt"], "kim")  # fmt: skip
     demo.run([POUCH, "accredit", "Kim Yong-chol", "--role", "envoy", "--for", "Donald J. Trump",
               "-o", "chol.credential"], "kim")  # fmt: skip
+    say("   the scope names Trump, so it travels sealed: Kim sends it to Trump in a letter")
+    (d / "envoy.txt").write_text("My envoy, Kim Yong-chol, carries my answer.\n")
+    demo.run([POUCH, "seal", "-t", "Donald J. Trump", "--subject", "My envoy", "-A",
+              "chol.credential", "-A", "chol.credential.scope", "-o", "envoy.pouch", "envoy.txt"],
+             "kim", show_err=False)  # fmt: skip
+    (d / "trump-inbox").mkdir()
+    demo.run([POUCH, "open", "envoy.pouch", "-o", "trump-inbox"], "trump", show_err=False)
+    demo.run([POUCH, "credentials", "add", "trump-inbox/chol.credential", "--scope",
+              "trump-inbox/chol.credential.scope"], "trump")  # fmt: skip
     demo.run([POUCH, "accredit", "Mike Pompeo", "--role", "receiver", "-o", "pompeo.credential"],
              "trump")  # fmt: skip
     demo.run([POUCH, "credentials", "add", "pompeo.credential"], "guard")

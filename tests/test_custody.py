@@ -111,3 +111,19 @@ def test_mutated_custody_statements_fail_cleanly(data: st.DataObject) -> None:
             parse(bytes(raw))
         except StatementError:
             pass
+
+
+def test_a_receipt_body_is_checked_field_by_field() -> None:
+    from pouch.errors import LetterError
+    from pouch.receipts import Receipt
+
+    good = Receipt("a" * 64, "b" * 64, "c" * 64, 1, "d" * 64, "d" * 64, None, None,
+                   "2018-06-01T12:00:00Z", True, (), 1)  # fmt: skip
+    assert Receipt.decode(good.encode()) == good
+    for change in (b'"time":"yesterday-ish"', b'"seq":true', b'"letter":"xyz"'):
+        key = change.split(b":")[0]
+        data = good.encode()
+        start = data.index(key)
+        end = data.index(b",", start)
+        with pytest.raises(LetterError):
+            Receipt.decode(data[:start] + change + data[end:])

@@ -254,3 +254,97 @@ def test_a_receipt_goes_back_to_the_sender(world: dict[str, Path], tmp_path: Pat
     assert r.code == 11 and "a receipt for another letter" in r.err
     r = pouch("receipt", reply, "--home", world["trump"])
     assert r.code == 2 and "not a receipt" in r.err
+
+
+def _journey(world: dict[str, Path], tmp_path: Path, middle: str | None = None) -> Path:
+    """Kim's reply, handed to Kim Yong-chol, optionally to a middle holder,
+    then to Trump, every link accepted."""
+    body = tmp_path / "reply.txt"
+    body.write_text("Dear Mr. President, ...\n")
+    reply = tmp_path / "reply.pouch"
+    assert (
+        pouch("seal", "-t", "Donald J. Trump", "-o", reply, body, "--home", world["kim"]).code == 0
+    )
+    hops = ["chol", *([middle] if middle else []), "trump"]
+    giver = "kim"
+    for taker in hops:
+        r = pouch("handover", reply, "--to", tmp_path / f"{taker}.card", "--home", world[giver])
+        assert r.code == 0, r.err
+        assert pouch("accept", reply, "--home", world[taker]).code == 0
+        giver = taker
+    return reply
+
+
+def test_a_scoped_envoy_needs_its_opening(world: dict[str, Path], tmp_path: Path) -> None:
+    cred = tmp_path / "chol.credential"
+    r = pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--for", "Donald J. Trump",
+              "-o", cred, "--home", world["kim"])  # fmt: skip
+    assert r.code == 0, r.err
+    reply = _journey(world, tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    # Without the opening, a scoped credential covers nobody.
+    r = pouch("open", reply, "-o", inbox, "--require-accredited", "--home", world["trump"])
+    assert r.code == 13 and "the taker is neither the sender's envoy" in r.err
+    assert list(inbox.iterdir()) == []
+    # An opening that is not this credential's is refused.
+    other = tmp_path / "other.credential"
+    assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--for", "Kim Yong-chol",
+                 "-o", other, "--home", world["kim"]).code == 0  # fmt: skip
+    r = pouch("credentials", "add", cred, "--scope", f"{other}.scope", "--home", world["trump"])
+    assert r.code == 11 and "not this credential's" in r.err
+    # With it (sent sealed, in real life), Kim Yong-chol is Kim's envoy to Trump.
+    r = pouch("credentials", "add", cred, "--scope", f"{cred}.scope", "--home", world["trump"])
+    assert r.code == 0, r.err
+    r = pouch("open", reply, "-o", inbox, "--require-accredited", "--home", world["trump"])
+    assert r.code == 0, r.err
+
+
+def test_holders_accredited_by_someone_else_do_not_count(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    """Pompeo is Trump's contact; Kim's reply passes through the guard, whom
+    Pompeo (not Trump, not Kim) accredited as his receiver."""
+    assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--home", world["kim"]).code == 0
+    assert pouch("contacts", "add", tmp_path / "guard.card", "--home", world["pompeo"]).code == 0
+    cred = tmp_path / "guard.credential"
+    r = pouch("accredit", "White House Guard", "--role", "receiver", "-o", cred,
+              "--home", world["pompeo"])  # fmt: skip
+    assert r.code == 0, r.err
+    assert pouch("credentials", "add", cred, "--home", world["trump"]).code == 0
+    reply = _journey(world, tmp_path, middle="guard")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    r = pouch("open", reply, "-o", inbox, "--require-accredited", "--home", world["trump"])
+    assert r.code == 13 and "handover 2: the taker is neither" in r.err
+
+
+def test_a_revocation_received_by_letter_counts(world: dict[str, Path], tmp_path: Path) -> None:
+    cred = tmp_path / "chol.credential"
+    assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "-o", cred,
+                 "--home", world["kim"]).code == 0  # fmt: skip
+    credential_id = json.loads(pouch("credentials", "list", "--json", "--home", world["kim"]).out)[
+        0
+    ]["id"]
+    reply = _journey(world, tmp_path)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    r = pouch(
+        "open", reply, "-o", inbox, "--require-accredited", "--json", "--home", world["trump"]
+    )
+    assert r.code == 0, r.err
+    for f in inbox.iterdir():
+        f.unlink()
+    revocation = tmp_path / "chol.revocation"
+    assert pouch("revoke", credential_id, "-o", revocation, "--home", world["kim"]).code == 0
+    r = pouch("credentials", "add", revocation, "--home", world["trump"])
+    assert r.code == 0 and "revocation" in r.out.decode()
+    r = pouch("open", reply, "-o", inbox, "--require-accredited", "--home", world["trump"])
+    assert r.code == 13 and "revoked" in r.err
+
+
+def test_dates_out_of_range_are_usage_errors(world: dict[str, Path]) -> None:
+    for args in (["--from", "9999-12-20"], ["--from", "0001-01-01"],
+                 ["--from", "8999-12-30", "--until", "9999-12-31T23:59:59Z"]):  # fmt: skip
+        r = pouch("accredit", "Kim Yong-chol", "--role", "envoy", *args, "--home", world["kim"])
+        assert r.code == 2 and "not a date pouch takes" in r.err, (args, r.err)

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from . import _canonical, statements
 from .container import Container
-from .credentials import Credential, Revocation
+from .credentials import Credential, Revocation, Scope
 from .errors import StatementError
 from .identity import Identity, fingerprint, is_rfc3339, rfc3339
 
@@ -388,29 +388,37 @@ def judge(
     revoked: Callable[[Credential], Revocation | None] = lambda c: None,
 ) -> Verdict:
     """The guard's check, without decrypting: the chain's shape; the first
-    giver a principal the verifier knows (principals); and every taker
-    accredited when it took the pouch (the last may instead be a principal
-    it knows): an envoy of the first giver, or a receiver of a known
-    principal, by a credential (in the trailer or the verifier's register)
-    covering the handover and its acceptance, and not revoked as far as
-    revoked() knows (the trailer's revocations count too)."""
+    giver a principal the verifier knows (principals), or an envoy one of
+    them accredited; and every taker accredited when it took the pouch (the
+    last may instead be a principal it knows): an envoy of that principal,
+    or a receiver of a known principal, by a credential (in the trailer or
+    the verifier's register) covering the handover and its acceptance, and
+    not revoked as far as revoked() knows (the trailer's revocations count
+    too). A guard cannot see a credential's scope (it travels sealed): the
+    recipient checks it (recipient_flags)."""
     chain = build_chain(envelope, trailer.records)
     problems = [*trailer.problems, *chain.problems]
     flags: list[str] = []
     accredited: dict[int, str] = {}
-    known = {**{c.id: c for c in credentials}, **trailer.credentials}
-
-    def is_revoked(c: Credential) -> bool:
-        return revoked(c) is not None or any(r.revokes(c) for r in trailer.revocations)
+    valid = _Accreditation(credentials, trailer, revoked)
 
     if not chain.links:
         return Verdict(chain, problems, ["no custody: nobody signed for this pouch"], accredited)
-    first = chain.links[0].handover.giver
-    if first not in principals:
-        flags.append(
-            f"the first giver {fingerprint(first)[:16]} is not a principal you know: "
-            "add their card (pouch contacts add) if you should"
-        )
+    first = chain.links[0].handover
+    principal = first.giver
+    if principal not in principals:
+        issuer = next(
+            (c for c in valid.find(first.giver, [first.time]) if c.principal in principals
+             and c.role == "envoy"),
+            None,
+        )  # fmt: skip
+        if issuer is None:
+            flags.append(
+                f"the first giver {fingerprint(first.giver)[:16]} is neither a principal you "
+                "know nor an envoy one of them accredited"
+            )
+        else:
+            principal = issuer.principal
     for link in chain.links:
         h, a = link.handover, link.acceptance
         times = [h.time] + ([a.time] if a else [])
@@ -419,63 +427,102 @@ def judge(
             # principal carrying a letter on is an agent like any other.
             accredited[h.seq] = "a principal you know"
             continue
-        found = None
-        for c in known.values():
-            if c.agent != h.taker or not all(c.covers(t) for t in times) or is_revoked(c):
-                continue
-            if (c.role == "envoy" and c.principal == first) or (
-                c.role == "receiver" and c.principal in principals
-            ):
-                found = c
-                break
+        found = next(
+            (c for c in valid.find(h.taker, times)
+             if (c.role == "envoy" and c.principal == principal)
+             or (c.role == "receiver" and c.principal in principals)),
+            None,
+        )  # fmt: skip
         if found is None:
             flags.append(
-                f"handover {h.seq}: {fingerprint(h.taker)[:16]} was not accredited when it "
-                f"took the pouch ({h.time}), as far as this register knows"
+                f"handover {h.seq}: {fingerprint(h.taker)[:16]} was not accredited (or was "
+                f"revoked) for the time it held the pouch ({h.time}), as far as this register "
+                "knows"
             )
         else:
+            scoped = " (scoped: the recipient checks it)" if found.scope else ""
             accredited[h.seq] = (
-                f"{found.role} of {found.principal_fingerprint[:16]} until {found.until}"
+                f"{found.role} of {found.principal_fingerprint[:16]} until {found.until}{scoped}"
             )
     return Verdict(chain, problems, flags, accredited)
 
 
+class _Accreditation:
+    """The credentials a verifier knows of (its register's and the
+    trailer's), less those revoked (by its register or the trailer)."""
+
+    def __init__(
+        self,
+        credentials: Sequence[Credential],
+        trailer: Trailer,
+        revoked: Callable[[Credential], Revocation | None],
+    ) -> None:
+        self._known = {**{c.id: c for c in credentials}, **trailer.credentials}
+        self._trailer = trailer
+        self._revoked = revoked
+
+    def find(self, agent: bytes, times: Sequence[str]) -> list[Credential]:
+        """Credentials for agent covering every one of times, not revoked."""
+        return [
+            c
+            for c in self._known.values()
+            if c.agent == agent
+            and all(c.covers(t) for t in times)
+            and self._revoked(c) is None
+            and not any(r.revokes(c) for r in self._trailer.revocations)
+        ]
+
+
 def recipient_flags(
     verdict: Verdict,
+    trailer: Trailer,
     sender: bytes,
     me: bytes,
     credentials: Sequence[Credential],
+    scopes: dict[str, Scope],
     revoked: Callable[[Credential], Revocation | None] = lambda c: None,
 ) -> list[str]:
-    """What only the recipient can check, once the letter verified: the
-    first giver is the letter's signed sender or an envoy the sender
-    accredited, and the chain ends with this recipient or a receiver it
-    accredited."""
+    """What only the recipient can check, once the letter verified: every
+    holder is the letter's signed sender, an envoy the sender accredited
+    whose scope covers this recipient (with the opening it received
+    sealed, from scopes), this recipient, or a receiver it accredited; the
+    sender (or its envoy) gave it first; and the chain ends with this
+    recipient or its receiver, accepted."""
     links = verdict.chain.links
     if not links:
         return []
     flags = []
+    valid = _Accreditation(credentials, trailer, revoked)
+    mine = fingerprint(me)
 
-    def accredits(principal: bytes, agent: bytes, role: str, when: str) -> bool:
+    def holder_ok(key: bytes, times: list[str]) -> bool:
+        if key in (sender, me):
+            return True
         return any(
-            c.principal == principal
-            and c.agent == agent
-            and c.role == role
-            and c.covers(when)
-            and revoked(c) is None
-            for c in credentials
+            (c.role == "envoy" and c.principal == sender and c.allows(scopes.get(c.id), mine))
+            or (c.role == "receiver" and c.principal == me)
+            for c in valid.find(key, times)
         )
 
     first = links[0].handover
-    if first.giver != sender and not accredits(sender, first.giver, "envoy", first.time):
+    if first.giver != sender and not holder_ok(first.giver, [first.time]):
         flags.append(
             "the first giver is neither the letter's sender nor an envoy the sender accredited"
+            " for letters to you"
         )
+    for link in links:
+        h, a = link.handover, link.acceptance
+        if not holder_ok(h.taker, [h.time] + ([a.time] if a else [])):
+            flags.append(
+                f"handover {h.seq}: the taker is neither the sender's envoy for letters to you "
+                "(its scope, if any, checked) nor you nor your receiver"
+            )
     last = links[-1]
     if last.acceptance is None:
         flags.append(f"handover {last.handover.seq} was never accepted")
-    elif last.handover.taker != me and not accredits(
-        me, last.handover.taker, "receiver", last.handover.time
+    elif last.handover.taker != me and not any(
+        c.role == "receiver" and c.principal == me
+        for c in valid.find(last.handover.taker, [last.handover.time, last.acceptance.time])
     ):
         flags.append("the chain ends with someone who is neither you nor a receiver you accredited")
     return flags

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import _canonical, statements
 from .errors import LetterError
+from .identity import is_rfc3339
 
 KIND = "receipt"
 VERSION = 1
@@ -80,6 +81,7 @@ class Receipt:
         if (
             not isinstance(r["complete"], bool)
             or not isinstance(r["time"], str)
+            or not is_rfc3339(r["time"])
             or not isinstance(custody, list)
             or not all(isinstance(x, str) and len(x) <= 500 for x in custody)
             or len(custody) > 100

@@ -18,15 +18,21 @@ if TYPE_CHECKING:
 
 
 def _when(text: str | None, default: datetime) -> datetime:
-    """RFC 3339 UTC (2018-05-29T00:00:00Z) or a date (2018-05-29, midnight UTC)."""
+    """RFC 3339 UTC (2018-05-29T00:00:00Z) or a date (2018-05-29, midnight
+    UTC), from 1970 to 8999."""
     if text is None:
         return default
     for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
         try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+            when = datetime.strptime(text, fmt).replace(tzinfo=UTC)
         except ValueError:
-            pass
-    raise UsageError(f"{text!r} is not a date", "write 2018-05-29 or 2018-05-29T09:00:00Z")
+            continue
+        if not 1970 <= when.year <= 8999:
+            break
+        return when
+    raise UsageError(
+        f"{text!r} is not a date pouch takes", "write 2018-05-29 or 2018-05-29T09:00:00Z"
+    )
 
 
 @cli.command("accredit")
@@ -61,7 +67,7 @@ def accredit_command(
         scoped = [reg.find(name).fingerprint for name in scope]
     now = datetime.now(UTC).replace(microsecond=0)
     valid_from = _when(start, now)
-    valid_until = _when(until, valid_from + timedelta(days=DEFAULT_DAYS))
+    valid_until = _when(until, valid_from) if until else valid_from + timedelta(days=DEFAULT_DAYS)
     if valid_until - valid_from > timedelta(days=DEFAULT_DAYS) and not long_:
         raise UsageError(
             f"a credential for more than {DEFAULT_DAYS} days needs --long",
@@ -94,16 +100,32 @@ def credentials_group() -> None:
 
 @credentials_group.command("add")
 @click.argument("file")
+@click.option("--scope", "scope_file", metavar="FILE", help="The credential's scope opening.")
 @home_option
-def credentials_add(file: str, home: str | None) -> None:
-    """Keep the credential in FILE (given to you, or found in a trailer)."""
+def credentials_add(file: str, scope_file: str | None, home: str | None) -> None:
+    """Keep the credential or revocation in FILE (given to you, sealed in a
+    letter, or found in a trailer), with its scope's opening if it has one."""
     from .._io import read_small
-    from ..credentials import Credential
-    from ..statements import MAX_ENVELOPE
+    from ..credentials import REVOCATION_KIND, Credential, Revocation, Scope
+    from ..errors import StatementError
+    from ..statements import MAX_ENVELOPE, decode, payload_type
 
-    credential = Credential.from_bytes(read_small(file, MAX_ENVELOPE, "a credential").strip())
-    with _home(home).register() as reg:
-        reg.add_credential(credential, None, _now())
+    data = read_small(file, MAX_ENVELOPE, "a credential").strip()
+    h = _home(home)
+    if decode(data).payload_type == payload_type(REVOCATION_KIND):
+        revocation = Revocation.from_bytes(data)
+        with h.register() as reg:
+            reg.add_revocation(revocation, _now())
+        click.echo(f"Kept revocation of credential {revocation.credential[:16]}")
+        return
+    credential = Credential.from_bytes(data)
+    opening = None
+    if scope_file is not None:
+        opening = Scope.from_bytes(read_small(scope_file, MAX_ENVELOPE, "a scope").strip())
+        if opening.commitment() != credential.scope:
+            raise StatementError("that scope opening is not this credential's")
+    with h.register() as reg:
+        reg.add_credential(credential, opening, _now())
     click.echo(f"Kept credential {credential.id[:16]} ({credential.role})")
 
 

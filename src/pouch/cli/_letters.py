@@ -338,15 +338,19 @@ def _custody(file: str, opened: Opened, identity: Identity, h: Home) -> dict[str
     with h.register() as reg:
         names = {x.card.signing_key: x.name for x in reg.contacts()}
         names[identity.signing_key] = "you"
-        credentials = [x for x, _ in reg.credentials()]
+        kept = reg.credentials()
+        credentials = [x for x, _ in kept]
+        scopes = {x.id: scope for x, scope in kept if scope is not None}
         verdict = judge(opened.envelope_id, trailer, set(names), credentials, reg.revocation)
         problems = [*verdict.problems, *verdict.flags]
         if verdict.chain.links:
             problems += recipient_flags(
                 verdict,
+                trailer,
                 opened.header.sender,
                 identity.signing_key,
-                [*credentials, *trailer.credentials.values()],
+                credentials,
+                scopes,
                 reg.revocation,
             )
         if trailer.envelope not in (None, opened.envelope_id):
