@@ -45,6 +45,7 @@ test: lint age-cli
 bench: $(VENV)/.installed age-cli
 	$(BIN)/python bench/bench_age.py
 	$(BIN)/python bench/bench_letters.py
+	$(BIN)/python bench/bench_custody.py
 
 fuzz: $(VENV)/.fuzz-installed
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)

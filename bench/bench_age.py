@@ -8,9 +8,10 @@ throughput of encryption and decryption (median of the timed runs, after
 one warm-up each, tools interleaved so drift hits both alike), the ratio
 pouch/age, peak RSS, and the wall time to decrypt a 1 KB file.
 
-Peak RSS is given two ways for pouch, which forks workers: the largest
-single process (what /usr/bin/time reports) and the sum of every process's
-own peak (an upper bound on what the whole tree held at once).
+Memory is given two ways for pouch, which forks workers: the largest
+single process's peak RSS (what /usr/bin/time reports) and the largest sum
+of every process's PSS (what the whole tree held at once), both from a run
+of its own (see common.measure).
 
 Files live in a tmpfs (/dev/shm) when it has room, so that the disk's
 writeback does not drown the tools' own cost; BENCH_DIR overrides it.
