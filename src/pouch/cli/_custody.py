@@ -380,7 +380,8 @@ def accept_command(
 @click.option(
     "--challenge",
     is_flag=True,
-    help="Also challenge the presenter to prove they hold the last taker's key.",
+    help="Also challenge the presenter to prove they hold the holder's key (the last taker "
+    "who accepted).",
 )
 @home_option
 def custody_command(file: str, as_json: bool, challenge: bool, home: str | None) -> None:
@@ -469,7 +470,7 @@ def custody_command(file: str, as_json: bool, challenge: bool, home: str | None)
             click.echo(f"  ! {line}")
     if challenge:
         if not _challenge(verdict.chain, names, as_json):
-            problems.append("the presenter could not prove they hold the last taker's key")
+            problems.append("the presenter could not prove they hold the pouch holder's key")
     if problems or verdict.flags:
         raise CustodyError("custody does not verify", *(problems + verdict.flags)[:3])
     if not as_json:
@@ -490,6 +491,13 @@ def _challenge(chain: Chain, names: dict[bytes, str], quiet: bool) -> bool:
         from ..identity import fingerprint
 
         holder = names.get(chain.holder, fingerprint(chain.holder)[:16])
+    pending = chain.links[-1] if chain.links and chain.links[-1].acceptance is None else None
+    if pending is not None:
+        click.echo(
+            f"note: handover {pending.handover.seq} is not accepted yet: the pouch's holder is "
+            "still the one who took it before",
+            err=True,
+        )
     click.echo(f"challenge: {fresh}", err=quiet)
     click.echo(f"  the presenter ({holder}, they say) runs: pouch answer FILE {fresh}", err=True)
     click.echo("answer: ", nl=False, err=True)
