@@ -42,13 +42,18 @@ def world(tmp_path: Path) -> dict[str, Path]:
     return {who: tmp_path / who for who in names}
 
 
+def _sealed(world: dict[str, Path], tmp_path: Path, who: str, to: str, name: str) -> Path:
+    """A short letter from who to the contact named to, sealed into name."""
+    body = tmp_path / f"{name}.txt"
+    body.write_text(f"Dear {to}, ...\n")
+    out = tmp_path / name
+    r = pouch("seal", "-t", to, "-o", out, body, "--home", world[who])
+    assert r.code == 0, r.err
+    return out
+
+
 def test_the_journey_of_kims_reply(world: dict[str, Path], tmp_path: Path) -> None:
-    body = tmp_path / "reply.txt"
-    body.write_text("Dear Mr. President, ...\n")
-    reply = tmp_path / "reply.pouch"
-    assert (
-        pouch("seal", "-t", "Donald J. Trump", "-o", reply, body, "--home", world["kim"]).code == 0
-    )
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
     r = pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--home", world["kim"])
     assert r.code == 0, r.err
     r = pouch("accredit", "Mike Pompeo", "--role", "receiver", "-o", tmp_path / "pompeo.cred",
@@ -83,12 +88,7 @@ def test_the_journey_of_kims_reply(world: dict[str, Path], tmp_path: Path) -> No
 
 
 def test_custody_problems_are_refused(world: dict[str, Path], tmp_path: Path) -> None:
-    body = tmp_path / "letter.txt"
-    body.write_text("Dear Chairman Kim, ...\n")
-    letter = tmp_path / "letter.pouch"
-    assert (
-        pouch("seal", "-t", "Kim Jong-un", "-o", letter, body, "--home", world["trump"]).code == 0
-    )
+    letter = _sealed(world, tmp_path, "trump", "Kim Jong-un", "letter.pouch")
     # A courier who was never accredited.
     assert pouch("contacts", "add", tmp_path / "chol.card", "--home", world["trump"]).code == 0
     r = pouch("handover", letter, "--to", "Kim Yong-chol", "--home", world["trump"])
@@ -110,12 +110,7 @@ def test_custody_problems_are_refused(world: dict[str, Path], tmp_path: Path) ->
 
 
 def test_a_forged_or_cut_trailer_is_noticed(world: dict[str, Path], tmp_path: Path) -> None:
-    body = tmp_path / "reply.txt"
-    body.write_text("Dear Mr. President, ...\n")
-    reply = tmp_path / "reply.pouch"
-    assert (
-        pouch("seal", "-t", "Donald J. Trump", "-o", reply, body, "--home", world["kim"]).code == 0
-    )
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
     assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--home", world["kim"]).code == 0
     assert pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
     before = reply.read_bytes()
@@ -136,12 +131,7 @@ def test_a_forged_or_cut_trailer_is_noticed(world: dict[str, Path], tmp_path: Pa
 
 
 def test_open_reports_custody_and_can_require_it(world: dict[str, Path], tmp_path: Path) -> None:
-    body = tmp_path / "reply.txt"
-    body.write_text("Dear Mr. President, ...\n")
-    reply = tmp_path / "reply.pouch"
-    assert (
-        pouch("seal", "-t", "Donald J. Trump", "-o", reply, body, "--home", world["kim"]).code == 0
-    )
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     # No custody at all: opened, unless custody is required.
@@ -169,12 +159,7 @@ def test_open_reports_custody_and_can_require_it(world: dict[str, Path], tmp_pat
 def test_an_unaccredited_courier_is_flagged_never_hidden(
     world: dict[str, Path], tmp_path: Path
 ) -> None:
-    body = tmp_path / "letter.txt"
-    body.write_text("Dear Chairman Kim, ...\n")
-    letter = tmp_path / "letter.pouch"
-    assert (
-        pouch("seal", "-t", "Kim Jong-un", "-o", letter, body, "--home", world["trump"]).code == 0
-    )
+    letter = _sealed(world, tmp_path, "trump", "Kim Jong-un", "letter.pouch")
     assert pouch("contacts", "add", tmp_path / "chol.card", "--home", world["trump"]).code == 0
     assert pouch("handover", letter, "--to", "Kim Yong-chol", "--home", world["trump"]).code == 0
     assert pouch("accept", letter, "--home", world["chol"]).code == 0
@@ -187,7 +172,7 @@ def test_an_unaccredited_courier_is_flagged_never_hidden(
     r = pouch("open", letter, "-o", inbox, "--home", world["kim"])
     assert r.code == 0, r.err
     assert "CUSTODY WARNING" in r.err and "neither you nor a receiver" in r.err
-    assert (inbox / next(p.name for p in inbox.iterdir())).read_text() == body.read_text()
+    assert (inbox / next(p.name for p in inbox.iterdir())).read_text() == "Dear Kim Jong-un, ...\n"
 
 
 def test_a_guard_challenges_the_presenter(world: dict[str, Path], tmp_path: Path) -> None:
@@ -197,12 +182,7 @@ def test_a_guard_challenges_the_presenter(world: dict[str, Path], tmp_path: Path
 
     from .conftest import POUCH as POUCH_BIN
 
-    body = tmp_path / "reply.txt"
-    body.write_text("Dear Mr. President, ...\n")
-    reply = tmp_path / "reply.pouch"
-    assert (
-        pouch("seal", "-t", "Donald J. Trump", "-o", reply, body, "--home", world["kim"]).code == 0
-    )
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
     assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--home", world["kim"]).code == 0
     assert pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
     assert pouch("accept", reply, "--home", world["chol"]).code == 0
@@ -259,12 +239,7 @@ def test_a_receipt_goes_back_to_the_sender(world: dict[str, Path], tmp_path: Pat
 def _journey(world: dict[str, Path], tmp_path: Path, middle: str | None = None) -> Path:
     """Kim's reply, handed to Kim Yong-chol, optionally to a middle holder,
     then to Trump, every link accepted."""
-    body = tmp_path / "reply.txt"
-    body.write_text("Dear Mr. President, ...\n")
-    reply = tmp_path / "reply.pouch"
-    assert (
-        pouch("seal", "-t", "Donald J. Trump", "-o", reply, body, "--home", world["kim"]).code == 0
-    )
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
     hops = ["chol", *([middle] if middle else []), "trump"]
     giver = "kim"
     for taker in hops:
