@@ -243,11 +243,12 @@ def usable(files: dict[int, BinaryIO | None]) -> dict[int, int] | None:
     return fds
 
 
-def written(files: dict[int, BinaryIO | None], sizes: dict[int, int]) -> None:
+def written(files: dict[int, BinaryIO | None], segments: list[_Segment]) -> None:
     """Leave each part's file where a stream of writes would have: at its end."""
+    ends = {s.part: s.at + s.length for s in segments if s.kind == DATA}
     for part, f in files.items():
         if f is not None:
-            f.seek(sizes.get(part, 0))
+            f.seek(ends.get(part, 0))
 
 
 def open_segments(

@@ -60,6 +60,11 @@ def _party(p: dict[str, Any], role: str) -> bytes:
     return statements.parse_key_field(p.get(role), role)
 
 
+def _fields(p: dict[str, Any], required: set[str], optional: set[str], kind: str) -> None:
+    if not required <= set(p) <= required | optional:
+        raise StatementError(f"malformed {kind}: unexpected fields")
+
+
 def _text(value: object, what: str) -> str | None:
     if value is None:
         return None
@@ -104,9 +109,8 @@ class Handover:
             VERSION,
             lambda p: [statements.parse_key_field(p.get("giver"), "giver")],
         )
-        required = {"v", "envelope", "seq", "prev", "giver", "taker", "time", "credentials"}
-        if not required <= set(p) <= required | {"place", "note"}:
-            raise StatementError("malformed handover: unexpected fields")
+        _fields(p, {"v", "envelope", "seq", "prev", "giver", "taker", "time", "credentials"},
+                {"place", "note"}, "handover")  # fmt: skip
         seq = p["seq"]
         if not _canonical.is_int(seq) or not 1 <= seq <= 1_000_000:
             raise StatementError("malformed handover: bad sequence number")
@@ -157,9 +161,7 @@ class Acceptance:
             VERSION,
             lambda p: [statements.parse_key_field(p.get("taker"), "taker")],
         )
-        required = {"v", "handover", "taker", "time"}
-        if not required <= set(p) <= required | {"place"}:
-            raise StatementError("malformed acceptance: unexpected fields")
+        _fields(p, {"v", "handover", "taker", "time"}, {"place"}, "acceptance")
         return cls(
             _hex64(p["handover"], "handover"),
             _party(p, "taker"),

@@ -358,11 +358,7 @@ def _open_parallel(
     if fds is None:
         return None, files
     envelope_id = _parallel_open.open_segments(p, checks, segments, fds, c, jobs)
-    sizes: dict[int, int] = {}
-    for seg in segments:
-        if seg.kind == DATA:
-            sizes[seg.part] = seg.at + seg.length
-    _parallel_open.written(files, sizes)
+    _parallel_open.written(files, segments)
     manifest, seg_hash = _parallel_open.verify_segment(p, checks, final)
     m = checks.final(final.index, final.part, manifest, seg_hash)
     assert checks.letter_id is not None

@@ -297,10 +297,9 @@ def open_command(
         # Only now: the final segment verified and the parts are published.
         _send_receipt(h, identity, opened, custody, receipt)
     with h.register() as reg:
-        sender = next(
-            (c for c in reg.contacts() if c.fingerprint == opened.sender_fingerprint), None
-        )
-        names = {c.card.signing_key: c.name for c in reg.contacts()}
+        contacts = reg.contacts()
+    sender = next((c for c in contacts if c.fingerprint == opened.sender_fingerprint), None)
+    names = {c.card.signing_key: c.name for c in contacts}
     names[identity.signing_key] = f"{identity.name} (you)"
     summary = _summary(opened, sender, names, saved)
     summary["custody"] = custody
