@@ -28,6 +28,22 @@ def test_help_lists_the_commands() -> None:
     assert b"-j, --jobs N" in r.out
 
 
+def test_every_command_is_listed_where_it_is_loaded_from() -> None:
+    # Commands load lazily from the table in pouch.cli: a command missing
+    # from it would not run, one listed under the wrong module neither.
+    import importlib
+
+    from pouch import cli
+
+    modules = sorted(set(cli._COMMANDS.values()))
+    for module in modules:
+        importlib.import_module(f"pouch.cli.{module}")
+    assert sorted(cli.cli.commands) == sorted(cli._COMMANDS)
+    for name, command in cli.cli.commands.items():
+        assert command.callback is not None
+        assert command.callback.__module__ == f"pouch.cli.{cli._COMMANDS[name]}", name
+
+
 @pytest.mark.parametrize(
     ("args", "message", "hint"),
     [

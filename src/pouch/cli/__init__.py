@@ -30,7 +30,45 @@ EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Which module defines each command. A command's module is imported when the
+# command is run (or help lists them all), so that `pouch handover` does not
+# pay for importing sealing and opening: start-up is most of a small job.
+_COMMANDS = {
+    "age": "_age",
+    "age-keygen": "_age",
+    "init": "_identity",
+    "card": "_identity",
+    "contacts": "_identity",
+    "fingerprint": "_identity",
+    "key": "_identity",
+    "seal": "_letters",
+    "open": "_letters",
+    "inspect": "_letters",
+    "receipt": "_letters",
+    "accredit": "_custody",
+    "credentials": "_custody",
+    "revoke": "_custody",
+    "handover": "_custody",
+    "accept": "_custody",
+    "custody": "_custody",
+    "answer": "_custody",
+}
+
+
+class _Commands(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in _COMMANDS and cmd_name not in self.commands:
+            import importlib
+
+            # The module registers its commands on cli as it is imported.
+            importlib.import_module(f"{__name__}.{_COMMANDS[cmd_name]}")
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pouch")
 def cli() -> None:
     """pouch: sealed letters, carried by hand."""
@@ -179,7 +217,3 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.exit(1)
     # --help and --version end with click's own exit code; commands with 0.
     sys.exit(rc if isinstance(rc, int) else 0)
-
-
-# The commands register themselves on cli when their modules are imported.
-from . import _age, _custody, _identity, _letters  # noqa: E402, F401
