@@ -235,12 +235,18 @@ def play(demo: Demo) -> None:
     say("   At the door of the West Wing, the guard checks the pouch and challenges its bearer:")
     ok = demo.challenge("reply.pouch", "guard", "chol")
     assert ok, "the envoy could not answer the challenge"
+    say("   Pompeo shows his credential; Kim Yong-chol's handover will carry it")
+    demo.run([POUCH, "credentials", "add", "pompeo.credential"], "chol")
     demo.run([POUCH, "handover", "reply.pouch", "--to", "Mike Pompeo", "--at", "the White House",
               "--note", "delivered by hand"], "chol")  # fmt: skip
-    demo.run([POUCH, "accept", "reply.pouch", "--at", "the White House"], "pompeo")
+    say("   Pompeo takes it for the President without opening it, and signs a custody receipt")
+    demo.run([POUCH, "accept", "reply.pouch", "--at", "the White House",
+              "--receipt", "delivery.receipt"], "pompeo")  # fmt: skip
     demo.run([POUCH, "custody", "reply.pouch"], "guard", show_out=True)
     say("   Someone with only a copy of the pouch cannot answer for it:")
     assert not demo.challenge("reply.pouch", "guard", "courier")
+    say("   Kim Yong-chol flies home with the custody receipt; Kim checks the delivery:")
+    demo.run([POUCH, "receipt", "delivery.receipt"], "kim", show_out=True)
 
     step("7. Trump opens it, requiring an accredited chain of custody, and sends a receipt")
     r = demo.run([POUCH, "open", "reply.pouch", "--require-accredited", "--json",

@@ -323,3 +323,67 @@ def test_dates_out_of_range_are_usage_errors(world: dict[str, Path]) -> None:
                  ["--from", "8999-12-30", "--until", "9999-12-31T23:59:59Z"]):  # fmt: skip
         r = pouch("accredit", "Kim Yong-chol", "--role", "envoy", *args, "--home", world["kim"])
         assert r.code == 2 and "not a date pouch takes" in r.err, (args, r.err)
+
+
+def test_a_receiver_who_does_not_open_signs_a_custody_receipt(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    """Pompeo takes Kim's reply for Trump at the White House without opening
+    it: his countersigned handover is Kim Yong-chol's proof of delivery."""
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
+    assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--home", world["kim"]).code == 0
+    cred = tmp_path / "pompeo.credential"
+    r = pouch("accredit", "Mike Pompeo", "--role", "receiver", "-o", cred,
+              "--home", world["trump"])  # fmt: skip
+    assert r.code == 0, r.err
+    # The White House shows Kim Yong-chol Pompeo's credential; his handover carries it.
+    assert pouch("credentials", "add", cred, "--home", world["chol"]).code == 0
+    assert pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
+    envoys_receipt = tmp_path / "envoy.receipt"
+    r = pouch("accept", reply, "--receipt", envoys_receipt, "--home", world["chol"])
+    assert r.code == 0, r.err
+    assert pouch("handover", reply, "--to", "Mike Pompeo", "--home", world["chol"]).code == 0
+    delivery = tmp_path / "delivery.receipt"
+    r = pouch("accept", reply, "--at", "the White House", "--receipt", delivery,
+              "--home", world["pompeo"])  # fmt: skip
+    assert r.code == 0, r.err
+    envelope = json.loads(pouch("custody", reply, "--json", "--home", world["guard"]).out)[
+        "envelope"
+    ]
+
+    # Anyone can check it without keys: the guard, say.
+    r = pouch("custody", delivery, "--json", "--home", world["guard"])
+    assert r.code == 0, r.err
+    report = json.loads(r.out)
+    assert report["custody_receipt"] and report["verified"] and report["envelope"] == envelope
+    assert [link["accepted_at"] for link in report["links"]] == [None, "the White House"]
+
+    # Kim, the sender: delivered to Trump, by his receiver, via Kim Yong-chol.
+    r = pouch("receipt", delivery, "--envelope", envelope, "--json", "--home", world["kim"])
+    assert r.code == 0, r.err
+    got = json.loads(r.out)
+    assert got["delivered_to_name"] == "Donald J. Trump" and got["verified"]
+    assert got["accepted_at"] == "the White House" and got["links"] == 2
+    r = pouch("receipt", delivery, "--home", world["kim"])
+    assert r.code == 0 and "by their receiver Mike Pompeo" in r.out.decode()
+
+    # An envoy's acceptance is custody, not delivery.
+    r = pouch("receipt", envoys_receipt, "--home", world["kim"])
+    assert r.code == 13 and "your own envoy: the pouch is in transit" in r.out.decode()
+    # A receipt cut back before the last acceptance proves no delivery.
+    c = container.load(delivery)
+    records = [c.read_record(ref) for ref in c.records]
+    c.src.close()
+    cut = tmp_path / "cut.receipt"
+    cut.write_bytes(container.custody_receipt(envelope, records[:-1]))
+    r = pouch("receipt", cut, "--home", world["kim"])
+    assert r.code == 13 and "never accepted: not delivered" in r.out.decode()
+    # A receipt for another pouch; the wrong kind of id; a receipt is not a letter.
+    r = pouch("receipt", delivery, "--envelope", "0" * 64, "--home", world["kim"])
+    assert r.code == 13 and "a custody receipt for another pouch" in r.err
+    r = pouch("receipt", delivery, "--letter", "0" * 64, "--home", world["kim"])
+    assert r.code == 2 and "--envelope" in r.err
+    r = pouch("open", delivery, "--home", world["trump"])
+    assert r.code != 0 and "does not hold its letter" in r.err
+    r = pouch("handover", delivery, "--to", "Kim Jong-un", "--home", world["pompeo"])
+    assert r.code != 0 and "custody receipt" in r.err

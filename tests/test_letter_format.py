@@ -92,9 +92,36 @@ def test_container_records_round_trip_and_a_torn_tail_is_ignored(
 
 
 @SETTINGS
+@given(st.binary(min_size=32, max_size=32), RECORDS, st.binary(max_size=20))
+def test_a_custody_receipt_round_trips_and_a_torn_one_is_damage(
+    envelope: bytes, records: list[container.Record], torn: bytes
+) -> None:
+    data = container.custody_receipt(envelope.hex(), records)
+    c = container.parse(io.BytesIO(data))
+    assert [c.read_record(r) for r in c.records] == records
+    assert (c.detached, c.age_length, c.bare) == (envelope.hex(), 0, False)
+    try:
+        c.age_stream()
+    except PouchError as e:
+        assert "custody receipt" in e.message
+    else:
+        raise AssertionError("a custody receipt gave a ciphertext")
+    full = container.encode_record(container.Record(1, torn))
+    for cut in range(1, len(full)):
+        try:
+            container.parse(io.BytesIO(data + full[:cut]))
+        except PouchError as e:
+            assert "cut short" in e.message
+        else:
+            raise AssertionError("a torn custody receipt was accepted")
+
+
+@SETTINGS
 @given(st.binary(max_size=300))
 def test_container_parser_raises_only_pouch_errors(data: bytes) -> None:
-    for prefix in (b"", container.MAGIC, container.header(len(data) // 2)):
+    receipt = container.custody_receipt("ab" * 32, [])
+    for prefix in (b"", container.MAGIC, container.header(len(data) // 2),
+                   container.RECEIPT_MAGIC, receipt):  # fmt: skip
         try:
             container.parse(io.BytesIO(prefix + data))
         except PouchError:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from pouch import letters
+from pouch import container, letters
 from pouch.age import ScryptIdentity, parse_identity
 from pouch.credentials import Credential, Revocation, Scope
+from pouch.custody import judge, read_trailer
 from pouch.identity import Card
 
 from .conftest import run
@@ -76,6 +77,15 @@ def test_statement_vectors_are_the_generator_output() -> None:
     assert credential.principal == kim.signing_key and credential.role == "envoy"
     assert credential.allows(scope, trump.fingerprint)
     assert revocation.revokes(credential)
+    # The custody receipt: its records are the handover and acceptance vectors.
+    receipt = container.parse(io.BytesIO(on_disk["custody_kim_chol.receipt"]))
+    trailer = read_trailer(receipt)
+    handover, acceptance = trailer.records
+    assert handover.statement.encode() + b"\n" == on_disk["handover_kim_chol.json"]
+    assert acceptance.statement.encode() + b"\n" == on_disk["acceptance_kim_chol.json"]
+    assert receipt.detached == handover.envelope and not trailer.problems
+    verdict = judge(handover.envelope, trailer, {kim.signing_key})
+    assert verdict.clean and verdict.chain.holder == credential.agent
 
 
 def test_letter_vectors_are_the_generator_output_and_open() -> None:

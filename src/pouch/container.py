@@ -7,6 +7,9 @@
     record    = uint32 body length || uint16 type || body
                 || uint32 CRC-32 of (length || type || body)
 
+A custody receipt (SPEC.md section 4.1) is the same record stream after a
+header that names the envelope instead of holding it.
+
 The ciphertext is never rewritten: statements (custody, issue 4) are
 appended as records, under a file lock and with fsync. A torn last record
 (a crash during an append) is detected and ignored; a damaged record with
@@ -22,7 +25,7 @@ import os
 import struct
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
@@ -37,6 +40,8 @@ from .errors import ContainerError, FileError
 MAGIC = b"\x89POUCH\r\n"  # \x89 and CRLF catch 7-bit and text-mode mangling
 VERSION = 1
 HEADER = struct.Struct(">8sBBHQ")
+RECEIPT_MAGIC = b"\x89PRCPT\r\n"
+RECEIPT_HEADER = struct.Struct(">8sBBH32s")  # magic, version, flags, reserved, envelope id
 RECORD_HEAD = struct.Struct(">IH")
 CRC = struct.Struct(">I")
 ARMOR_LABEL = "POUCH CONTAINER"
@@ -91,6 +96,7 @@ class Container:
     records: list[RecordRef]
     torn: bool  # a torn last record was found and ignored
     bare: bool  # a bare age file, no container around it
+    detached: str | None = None  # a custody receipt: the envelope id it names, no ciphertext
 
     def age_stream(self, tap: Tap | None = None) -> BinaryIO:
         """The age ciphertext alone, as a buffered stream (1 MiB reads).
@@ -99,6 +105,11 @@ class Container:
         ciphertext, taken on the way). It may hand the block to a worker and
         return the future: the block's buffer is reused only when it is done.
         """
+        if self.detached is not None:
+            raise ContainerError(
+                "this is a custody receipt: it names a pouch but does not hold its letter",
+                "'pouch custody' or 'pouch receipt' reads it",
+            )
         self.src.seek(self.age_offset)
         window = _Window(self.src, self.age_length, tap)
         return cast(BinaryIO, io.BufferedReader(window, buffer_size=1 << 20))
@@ -155,6 +166,8 @@ def parse(src: BinaryIO) -> Container:
     is decoded by load(), not here.
     """
     head = read_full(src, HEADER.size)
+    if head.startswith(RECEIPT_MAGIC):
+        return _parse_receipt(src)
     if head.startswith(AGE_INTRO):
         size = src.seek(0, os.SEEK_END)
         return Container(src, 0, size, [], False, True)
@@ -173,6 +186,34 @@ def parse(src: BinaryIO) -> Container:
         raise ContainerError("container truncated: the ciphertext is cut short")
     records, torn = _read_records(src, HEADER.size + age_length, size)
     return Container(src, HEADER.size, age_length, records, torn, False)
+
+
+def _parse_receipt(src: BinaryIO) -> Container:
+    src.seek(0)
+    head = read_full(src, RECEIPT_HEADER.size)
+    if len(head) < RECEIPT_HEADER.size:
+        raise ContainerError("custody receipt truncated: its header is cut short")
+    _, version, flags, reserved, envelope = RECEIPT_HEADER.unpack(head)
+    if version != VERSION:
+        raise ContainerError(
+            f"custody receipt version {version} is not supported (this pouch reads {VERSION})",
+            "a newer pouch may read it",
+        )
+    if flags or reserved:
+        raise ContainerError("malformed custody receipt: reserved header bits are set")
+    size = src.seek(0, os.SEEK_END)
+    records, torn = _read_records(src, RECEIPT_HEADER.size, size)
+    if torn:
+        # A receipt is written whole, then renamed: a torn one is damage.
+        raise ContainerError("damaged custody receipt: its last record is cut short")
+    return Container(src, RECEIPT_HEADER.size, 0, records, False, False, envelope.hex())
+
+
+def custody_receipt(envelope: str, records: Sequence[Record]) -> bytes:
+    """A custody receipt: the records of a pouch's trailer (its chain up to
+    the acceptance that delivered it), after a header naming its envelope."""
+    head = RECEIPT_HEADER.pack(RECEIPT_MAGIC, VERSION, 0, 0, bytes.fromhex(envelope))
+    return head + b"".join(encode_record(r) for r in records)
 
 
 def _read_records(src: BinaryIO, pos: int, size: int) -> tuple[list[RecordRef], bool]:
@@ -255,6 +296,8 @@ def append_record(path: str | os.PathLike[str], record: Record) -> None:
             c = parse(f)
             if c.bare:
                 raise ContainerError(f"{path} is a bare age file: it has no trailer")
+            if c.detached is not None:
+                raise ContainerError(f"{path} is a custody receipt: it holds no pouch to carry")
             end = c.trailer_end
         os.ftruncate(fd, end)
         os.pwrite(fd, data, end)

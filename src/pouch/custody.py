@@ -530,6 +530,56 @@ def recipient_flags(
     return flags
 
 
+def delivery(
+    verdict: Verdict,
+    trailer: Trailer,
+    me: bytes,
+    principals: set[bytes],
+    credentials: Sequence[Credential],
+    revoked: Callable[[Credential], Revocation | None] = lambda c: None,
+) -> tuple[bytes | None, Credential | None, list[str]]:
+    """What the sender makes of a custody receipt: to whom its pouch was
+    delivered (the principal: the last taker itself, or the one whose
+    receiver it is), the receiver's credential if a receiver took it, and
+    flags. The sender (or its envoy) gave it first; the last handover is
+    accepted, not by the sender's own envoy, but by a correspondent the
+    sender knows or by a receiver one of them accredited, covering the
+    handover and acceptance."""
+    links = verdict.chain.links
+    if not links:
+        return None, None, ["no custody: nobody signed for this pouch"]
+    flags = []
+    valid = _Accreditation(credentials, trailer, revoked)
+    first = links[0].handover
+    if first.giver != me and not any(
+        c.role == "envoy" and c.principal == me for c in valid.find(first.giver, [first.time])
+    ):
+        flags.append("the first giver is neither you nor an envoy you accredited")
+    last = links[-1]
+    if last.acceptance is None:
+        flags.append(f"handover {last.handover.seq} was never accepted: not delivered")
+        return None, None, flags
+    taker = last.handover.taker
+    times = [last.handover.time, last.acceptance.time]
+    if any(c.role == "envoy" and c.principal == me for c in valid.find(taker, times)):
+        flags.append("the last taker is your own envoy: the pouch is in transit, not delivered")
+        return None, None, flags
+    if taker in principals and taker != me:
+        return taker, None, flags
+    receiver = next(
+        (c for c in valid.find(taker, times)
+         if c.role == "receiver" and c.principal in principals and c.principal != me),
+        None,
+    )  # fmt: skip
+    if receiver is None:
+        flags.append(
+            "the last taker is neither a correspondent you know nor a receiver one of them "
+            "accredited (not revoked, as far as this register knows)"
+        )
+        return None, None, flags
+    return receiver.principal, receiver, flags
+
+
 # --- proof of possession -------------------------------------------------------
 
 CHALLENGE_LABEL = b"pouch/custody/challenge/v1\x00"

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pouch import _canonical, age, letters
+import blake3
+
+from pouch import _canonical, age, container, letters
 from pouch.age.armor import armor
 from pouch.identity import Identity
 
@@ -113,6 +115,13 @@ def vector_identity(name: str) -> Identity:
 
 def statement_vectors() -> list[tuple[str, bytes]]:
     from pouch.credentials import accredit, revoke
+    from pouch.custody import (
+        RECORD_ACCEPTANCE,
+        RECORD_CREDENTIAL,
+        RECORD_HANDOVER,
+        accept,
+        hand_over,
+    )
 
     cards = [
         (f"card_{who}.json", vector_identity(name).card().encode() + b"\n")
@@ -133,11 +142,26 @@ def statement_vectors() -> list[tuple[str, bytes]]:
     )
     assert scope is not None
     revocation = revoke(kim, credential.id, datetime(2018, 6, 1, 0, 0, tzinfo=UTC))
+    # Kim hands a pouch to Kim Yong-chol in Pyongyang, who accepts it; the
+    # custody receipt holds the credential, the handover and the acceptance.
+    chol = vector_identity("Kim Yong-chol")
+    envelope = blake3.blake3(b"the envelope of Kim's reply").hexdigest()
+    handover = hand_over(kim, envelope, chol.signing_key, datetime(2018, 5, 30, 8, 0, tzinfo=UTC),
+                         place="Pyongyang", credentials=[credential.id])  # fmt: skip
+    acceptance = accept(chol, handover, datetime(2018, 5, 30, 8, 5, tzinfo=UTC), "Pyongyang")
+    records = [
+        container.Record(RECORD_CREDENTIAL, credential.encode()),
+        container.Record(RECORD_HANDOVER, handover.statement.encode()),
+        container.Record(RECORD_ACCEPTANCE, acceptance.statement.encode()),
+    ]
     return [
         *cards,
         ("credential_kim_chol.json", credential.encode() + b"\n"),
         ("credential_kim_chol.scope.json", scope.encode() + b"\n"),
         ("revocation_kim_chol.json", revocation.encode() + b"\n"),
+        ("handover_kim_chol.json", handover.statement.encode() + b"\n"),
+        ("acceptance_kim_chol.json", acceptance.statement.encode() + b"\n"),
+        ("custody_kim_chol.receipt", container.custody_receipt(envelope, records)),
     ]
 
 

@@ -11,8 +11,12 @@ from ..errors import UsageError
 from . import _emit, _home, _now, _stdio, _unlock, cli, home_option, passphrase_file_option
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ..container import Container
+    from ..credentials import Credential
     from ..custody import Chain
+    from ..home import Home
     from ..identity import Card
     from ..register import Register
 
@@ -248,6 +252,16 @@ def _names(reg: Register, own: bytes) -> dict[bytes, str]:
     return names
 
 
+def _shown(names: dict[bytes, str], credentials: Iterable[Credential]) -> dict[bytes, str]:
+    """names, and the agents that people in names accredited, by the name
+    their credential gives them (signed by its issuer, not verified by you)."""
+    shown = dict(names)
+    for c in credentials:
+        if c.principal in names and c.agent not in shown:
+            shown[c.agent] = f"{c.agent_name} (named by {names[c.principal]})"
+    return shown
+
+
 @cli.command("handover")
 @click.argument("file")
 @click.option("--to", "taker", required=True, metavar="NAME_OR_CARD", help="Who takes it.")
@@ -273,12 +287,8 @@ def handover_command(
     c = _with_trailer(file)
     trailer = read_trailer(c)
     with c.src:
-        if trailer.records:
-            envelope = (
-                trailer.records[0].envelope if hasattr(trailer.records[0], "envelope") else ""
-            )
-        else:
-            envelope = c.envelope_id()  # the first handover: hashed once, by its author
+        # Only the first handover hashes the ciphertext, once, by its author.
+        envelope = trailer.envelope or c.envelope_id()
     chain = build_chain(envelope, trailer.records)
     if chain.problems or trailer.problems:
         raise RefusedError(
@@ -331,10 +341,21 @@ def handover_command(
 @cli.command("accept")
 @click.argument("file")
 @click.option("--at", "place", metavar="PLACE", help="Where (opt-in: every carrier sees it).")
+@click.option(
+    "--receipt",
+    "receipt_out",
+    metavar="OUT",
+    help="Also write a custody receipt to OUT: the chain up to your acceptance, the "
+    "courier's proof of delivery (for a receiver who does not open the letter).",
+)
 @passphrase_file_option
 @home_option
 def accept_command(
-    file: str, place: str | None, passphrase_file: str | None, home: str | None
+    file: str,
+    place: str | None,
+    receipt_out: str | None,
+    passphrase_file: str | None,
+    home: str | None,
 ) -> None:
     """Take the pouch in FILE: check it, then countersign the handover to you."""
     from .. import container
@@ -372,6 +393,17 @@ def accept_command(
         reg.accepted_head(envelope, acceptance.hash, last.handover.seq, _now())
     click.echo(f"Accepted handover {last.handover.seq} of {container.short_id(envelope)}")
     click.echo(f"  chain head  {acceptance.hash}  (kept in your register)")
+    if receipt_out is not None:
+        from .._io import atomic_output
+
+        # Every record of the trailer, the new acceptance last: the whole
+        # chain and the credentials it needs, verifiable without the pouch.
+        c = container.load(file)
+        with c.src:
+            records = [c.read_record(ref) for ref in c.records]
+        with atomic_output(receipt_out) as f:
+            f.write(container.custody_receipt(envelope, records))
+        click.echo(f"  custody receipt  {receipt_out}  (hand it to the courier, or the sender)")
 
 
 @cli.command("custody")
@@ -399,18 +431,23 @@ def custody_command(file: str, as_json: bool, challenge: bool, home: str | None)
     c = container.load(file)
     with c.src:
         trailer = read_trailer(c)
-        actual = c.envelope_id()
-    named = getattr(trailer.records[0], "envelope", actual) if trailer.records else actual
+        # A custody receipt holds no ciphertext to hash: the envelope it names.
+        actual = c.detached or c.envelope_id()
+    named = trailer.envelope or actual
     with h.register() as reg:
         names = _names(reg, own.signing_key)
-        principals = {key for key in names}
-        verdict = judge(
-            named, trailer, principals, [x for x, _ in reg.credentials()], reg.revocation
-        )
+        credentials = [x for x, _ in reg.credentials()]
+        verdict = judge(named, trailer, set(names), credentials, reg.revocation)
         kept = reg.custody_head(named)
+    shown = _shown(names, [*credentials, *trailer.credentials.values()])
     problems = list(verdict.problems)
     if named != actual:
-        problems.insert(0, "the ciphertext does not hash to the envelope id the handovers name")
+        problems.insert(
+            0,
+            "the handovers name another envelope than the receipt"
+            if c.detached
+            else "the ciphertext does not hash to the envelope id the handovers name",
+        )
     heads = {(link.acceptance or link.handover).hash for link in verdict.chain.links}
     if kept is not None and kept[0] not in heads:
         problems.append(
@@ -421,7 +458,7 @@ def custody_command(file: str, as_json: bool, challenge: bool, home: str | None)
     def who(key: bytes) -> str:
         from ..identity import fingerprint
 
-        return names.get(key, fingerprint(key)[:16])
+        return shown.get(key, fingerprint(key)[:16])
 
     if as_json:
         import json
@@ -429,6 +466,7 @@ def custody_command(file: str, as_json: bool, challenge: bool, home: str | None)
         out = {
             "envelope": actual,
             "envelope_matches": named == actual,
+            "custody_receipt": c.detached is not None,
             "links": [
                 {
                     "seq": link.handover.seq,
@@ -450,7 +488,10 @@ def custody_command(file: str, as_json: bool, challenge: bool, home: str | None)
         }
         click.echo(json.dumps(out, indent=2))
     else:
-        match = "the ciphertext hashes to it" if named == actual else "DOES NOT MATCH"
+        if c.detached:
+            match = "a custody receipt: it names the envelope, without the ciphertext"
+        else:
+            match = "the ciphertext hashes to it" if named == actual else "DOES NOT MATCH"
         click.echo(f"Envelope  {container.short_id(actual)}  {actual}  ({match})")
         for link in verdict.chain.links:
             hv = link.handover
@@ -469,7 +510,7 @@ def custody_command(file: str, as_json: bool, challenge: bool, home: str | None)
         for line in problems + verdict.flags:
             click.echo(f"  ! {line}")
     if challenge:
-        if not _challenge(verdict.chain, names, as_json):
+        if not _challenge(verdict.chain, shown, as_json):
             problems.append("the presenter could not prove they hold the pouch holder's key")
     if problems or verdict.flags:
         raise CustodyError("custody does not verify", *(problems + verdict.flags)[:3])
@@ -527,3 +568,78 @@ def answer_command(
     chain = build_chain(trailer.envelope or "", trailer.records)
     identity = _unlock(_home(home), passphrase_file)
     click.echo(answer(identity, challenge, chain))
+
+
+def custody_receipt(h: Home, c: Container, envelope: str | None, as_json: bool) -> None:
+    """pouch receipt of a custody receipt: the chain verified (a guard's
+    check, with this register), and to whom the sender's pouch went."""
+    import json
+
+    from .. import container
+    from ..custody import delivery, judge, read_trailer
+    from ..errors import CustodyError
+    from ..identity import fingerprint
+
+    with c.src:
+        trailer = read_trailer(c)
+    named = c.detached or ""
+    if envelope is not None and named != envelope.lower():
+        raise CustodyError(
+            f"a custody receipt for another pouch: {named[:16]}, not {envelope[:16]}"
+        )
+    own = h.card().signing_key
+    with h.register() as reg:
+        names = _names(reg, own)
+        credentials = [x for x, _ in reg.credentials()]
+        verdict = judge(named, trailer, set(names), credentials, reg.revocation)
+        to, receiver, flags = delivery(
+            verdict, trailer, own, set(names), credentials, reg.revocation
+        )
+    shown = _shown(names, [*credentials, *trailer.credentials.values()])
+    problems = list(verdict.problems)
+    if trailer.envelope not in (None, named):
+        problems.insert(0, "the handovers name another envelope than the receipt")
+    problems += flags
+    links = verdict.chain.links
+    last = links[-1] if links else None
+    taker = last.handover.taker if last else None
+    if as_json:
+        out = {
+            "envelope": named,
+            "delivered_to": None if to is None else fingerprint(to),
+            "delivered_to_name": names.get(to) if to else None,
+            "accepted_by": None if taker is None else fingerprint(taker),
+            "receiver_name": receiver.agent_name if receiver else None,
+            "accepted": last.acceptance.time if last and last.acceptance else None,
+            "accepted_at": last.acceptance.place if last and last.acceptance else None,
+            "links": len(links),
+            "problems": problems,
+            "verified": not problems,
+        }
+        click.echo(json.dumps(out, indent=2))
+    else:
+
+        def who(key: bytes) -> str:
+            return shown.get(key, fingerprint(key)[:16])
+
+        click.echo(f"Custody receipt for pouch {container.short_id(named)}  {named}")
+        for link in links:
+            hv, a = link.handover, link.acceptance
+            at = f" at {hv.place}" if hv.place else ""
+            took = f", accepted {a.time}" if a else ", never accepted"
+            click.echo(f"  {hv.seq}. {hv.time}  {who(hv.giver)} -> {who(hv.taker)}{at}{took}")
+        if to is not None and taker is not None and last is not None and last.acceptance:
+            by = "" if receiver is None else f", by their receiver {who(taker)}"
+            where = f" at {last.acceptance.place}" if last.acceptance.place else ""
+            click.echo(f"  delivered to  {who(to)}{by}")
+            click.echo(f"  accepted      {last.acceptance.time}{where}")
+        for line in problems:
+            click.echo(f"  ! {line}")
+    if problems:
+        raise CustodyError("the custody receipt does not prove delivery", *problems[:3])
+    if not as_json:
+        click.echo(
+            "  verdict       delivered: every link signed by both parties, every holder "
+            "accredited (not revoked as far as this register knows). The letter itself was "
+            "not opened: a custody receipt proves the pouch arrived, not that it was read."
+        )

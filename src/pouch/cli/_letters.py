@@ -634,19 +634,42 @@ def inspect_command(file: str, as_json: bool, extract_age: str | None) -> None:
 @cli.command("receipt")
 @click.argument("file")
 @click.option("--letter", "letter_id", metavar="LETTER_ID", help="The letter it must be for.")
+@click.option("--envelope", metavar="ENVELOPE_ID", help="The pouch it must be for.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @passphrase_file_option
 @home_option
 def receipt_command(
-    file: str, letter_id: str | None, as_json: bool, passphrase_file: str | None, home: str | None
+    file: str,
+    letter_id: str | None,
+    envelope: str | None,
+    as_json: bool,
+    passphrase_file: str | None,
+    home: str | None,
 ) -> None:
     """Open a delivery receipt for a letter you sent: which letter, received
-    by whom, when, via which chain."""
-    from .. import letters
+    by whom, when, via which chain.
+
+    FILE is a receipt letter (from 'pouch open --receipt'), or a custody
+    receipt (from 'pouch accept --receipt', by a receiver who does not open
+    the letter), which names the pouch but not the letter.
+    """
+    from .. import container, letters
     from ..errors import LetterError
     from ..receipts import Receipt
 
     h = _home(home)
+    c = container.load(file)
+    if c.detached is not None:
+        from ._custody import custody_receipt
+
+        if letter_id is not None:
+            raise UsageError(
+                "a custody receipt names the pouch, not the letter",
+                "give --envelope ENVELOPE_ID instead of --letter",
+            )
+        custody_receipt(h, c, envelope, as_json)
+        return
+    c.src.close()
     identity = _unlock(h, passphrase_file)
     held = io.BytesIO()
     opened = letters.open_letter(identity, file, lambda part: held if part == 0 else None, jobs=1)
@@ -662,6 +685,8 @@ def receipt_command(
         raise LetterError("this receipt is for a letter someone else sent")
     if letter_id is not None and r.letter != letter_id.lower():
         raise LetterError(f"a receipt for another letter: {r.letter[:16]}, not {letter_id[:16]}")
+    if envelope is not None and r.envelope != envelope.lower():
+        raise LetterError(f"a receipt for another pouch: {r.envelope[:16]}, not {envelope[:16]}")
     with h.register() as reg:
         names = {c.fingerprint: c.name for c in reg.contacts()}
         by_receiver = any(
