@@ -387,3 +387,49 @@ def test_a_receiver_who_does_not_open_signs_a_custody_receipt(
     assert r.code != 0 and "does not hold its letter" in r.err
     r = pouch("handover", delivery, "--to", "Kim Jong-un", "--home", world["pompeo"])
     assert r.code != 0 and "custody receipt" in r.err
+
+
+@pytest.mark.parametrize(
+    ("start", "until", "message"),
+    [
+        ("2018-05-29", "2018-06-28", "after its credential expired (2018-06-28T00:00:00Z)"),
+        ("2030-01-01", "2030-01-20", "before its credential began (2030-01-01T00:00:00Z)"),
+    ],
+)
+def test_a_holder_out_of_its_credentials_time_is_named(
+    world: dict[str, Path], tmp_path: Path, start: str, until: str, message: str
+) -> None:
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
+    cred = tmp_path / "chol.credential"
+    r = pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--from", start, "--until", until,
+              "-o", cred, "--home", world["kim"])  # fmt: skip
+    assert r.code == 0, r.err
+    assert pouch("credentials", "add", cred, "--home", world["guard"]).code == 0
+    assert pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
+    assert pouch("accept", reply, "--home", world["chol"]).code == 0
+    r = pouch("custody", reply, "--home", world["guard"])
+    assert r.code == 13 and message in r.out.decode(), r.out
+
+
+def test_a_self_issued_credential_in_a_trailer_is_refused(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    """Kim Yong-chol slips a credential he signed for himself into the trailer."""
+    from pouch import statements
+    from pouch.custody import RECORD_CREDENTIAL
+    from pouch.home import Home
+
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
+    cred = tmp_path / "chol.credential"
+    assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "-o", cred,
+                 "--home", world["kim"]).code == 0  # fmt: skip
+    chol = Home(world["chol"]).unlock(lambda: b"")
+    envelope = statements.decode(cred.read_bytes().strip())
+    p = json.loads(envelope.payload)
+    p["principal"] = p["agent"]
+    forged = statements.sign("credential", p, [(chol.fingerprint, chol.signing)])
+    assert pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
+    container.append_record(reply, container.Record(RECORD_CREDENTIAL, forged.encode()))
+    assert pouch("accept", reply, "--home", world["chol"]).code == 13  # the chain is broken now
+    r = pouch("custody", reply, "--home", world["guard"])
+    assert r.code == 13 and "self-issued" in r.out.decode(), r.out

@@ -429,17 +429,17 @@ def judge(
             # principal carrying a letter on is an agent like any other.
             accredited[h.seq] = "a principal you know"
             continue
-        found = next(
-            (c for c in valid.find(h.taker, times)
-             if (c.role == "envoy" and c.principal == principal)
-             or (c.role == "receiver" and c.principal in principals)),
-            None,
-        )  # fmt: skip
+
+        def fits(c: Credential) -> bool:
+            return (c.role == "envoy" and c.principal == principal) or (
+                c.role == "receiver" and c.principal in principals
+            )
+
+        found = next((c for c in valid.find(h.taker, times) if fits(c)), None)
         if found is None:
             flags.append(
-                f"handover {h.seq}: {fingerprint(h.taker)[:16]} was not accredited (or was "
-                f"revoked) for the time it held the pouch ({h.time}), as far as this register "
-                "knows"
+                f"handover {h.seq}: {fingerprint(h.taker)[:16]} "
+                f"{valid.why_not(h.taker, times, fits)}, as far as this register knows"
             )
         else:
             scoped = " (scoped: the recipient checks it)" if found.scope else ""
@@ -468,11 +468,27 @@ class _Accreditation:
         return [
             c
             for c in self._known.values()
-            if c.agent == agent
-            and all(c.covers(t) for t in times)
-            and self._revoked(c) is None
-            and not any(r.revokes(c) for r in self._trailer.revocations)
+            if c.agent == agent and all(c.covers(t) for t in times) and not self._is_revoked(c)
         ]
+
+    def _is_revoked(self, c: Credential) -> bool:
+        return self._revoked(c) is not None or any(r.revokes(c) for r in self._trailer.revocations)
+
+    def why_not(
+        self, agent: bytes, times: Sequence[str], fits: Callable[[Credential], bool]
+    ) -> str:
+        """Why find() has no credential for agent that fits: the reason a
+        person can act on (expired, not yet valid, revoked, none at all)."""
+        close = [c for c in self._known.values() if c.agent == agent and fits(c)]
+        for c in close:
+            if not self._is_revoked(c):
+                late = [t for t in times if t > c.until]
+                if late:
+                    return f"held the pouch at {late[0]}, after its credential expired ({c.until})"
+                return f"held the pouch at {times[0]}, before its credential began ({c.valid_from})"
+        if close:
+            return "held the pouch under a credential that was revoked"
+        return f"was not accredited for the time it held the pouch ({times[0]})"
 
 
 def recipient_flags(
