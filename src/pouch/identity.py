@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import blake3
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import statements
@@ -186,11 +185,7 @@ class Identity:
     # --- the secret key file (SPEC.md 5) -------------------------------------
 
     def secret_text(self) -> str:
-        seed = self.signing.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
+        seed = self.signing.private_bytes_raw()
         return (
             f"# pouch identity: {self.name}\n"
             f"# created: {self.created}\n"
