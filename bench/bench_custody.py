@@ -7,8 +7,8 @@ checked, and the chain's rules) in this process; `pouch handover` on a
 BENCH_MIB pouch whose chain already has a link (it appends without reading
 the ciphertext); `pouch accept`, which re-hashes the ciphertext; and, for
 scale, the start-up alone: Python importing the modules `pouch handover`
-loads, and doing nothing else. Medians of RUNS runs (handover and accept
-alternate on the same pouch).
+loads, and doing nothing else; and the libraries it stands on, alone.
+Medians of RUNS runs (handover and accept alternate on the same pouch).
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ RUNS = 9
 # What `pouch handover` imports before it does any work of its own.
 HANDOVER_IMPORTS = (
     "import pouch.cli, pouch.cli._custody, pouch.container, pouch.custody, pouch.home, sqlite3"
+)
+# The libraries it stands on, alone: the floor for any such command.
+LIBRARY_IMPORTS = (
+    "import click, json, sqlite3, blake3; from cryptography.hazmat.primitives.asymmetric import "
+    "ed25519"
 )
 
 
@@ -90,8 +95,11 @@ def main() -> None:
                                     warm=False, sample=False).seconds)  # fmt: skip
             accepting.append(measure(pouch("accept", sealed, home=taker), warm=False,
                                      sample=False).seconds)  # fmt: skip
-        imports = [sys.executable, "-c", HANDOVER_IMPORTS]
-        startup = [measure(imports, warm=False, sample=False).seconds for _ in range(RUNS)]
+        startup, floor = (
+            [measure([sys.executable, "-c", code], warm=False, sample=False).seconds
+             for _ in range(RUNS)]
+            for code in (HANDOVER_IMPORTS, LIBRARY_IMPORTS)
+        )  # fmt: skip
         print()
         print("| measure | figure |")
         print("|---|---:|")
@@ -104,6 +112,8 @@ def main() -> None:
               f"{statistics.median(accepting) * 1000:.0f} ms |")  # fmt: skip
         print(f"| start-up alone (Python importing what `pouch handover` loads), median wall | "
               f"{statistics.median(startup) * 1000:.0f} ms |")  # fmt: skip
+        print(f"| of which the libraries alone (click, cryptography, sqlite3, blake3) | "
+              f"{statistics.median(floor) * 1000:.0f} ms |")  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

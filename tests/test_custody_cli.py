@@ -120,6 +120,14 @@ def test_a_forged_or_cut_trailer_is_noticed(world: dict[str, Path], tmp_path: Pa
     reply.write_bytes(before)
     r = pouch("custody", reply, "--home", world["chol"])
     assert r.code == 13 and "cut back or replaced" in r.out.decode()
+    # A torn last record (an append cut short by a crash) is named, and ignored.
+    with reply.open("ab") as f:
+        f.write(container.encode_record(container.Record(RECORD_HANDOVER, b"{}"))[:-3])
+    r = pouch("custody", reply, "--home", world["guard"])
+    assert r.code == 0 and "the last trailer record is torn" in r.out.decode()
+    assert json.loads(pouch("custody", reply, "--json", "--home", world["guard"]).out)[
+        "trailer_torn"
+    ]
     # A handover whose signature does not verify.
     c = container.load(reply)
     body_of_handover = c.read_record(c.records[-1]).body

@@ -484,6 +484,7 @@ def custody_command(file: str, as_json: bool, challenge: bool, home: str | None)
             "problems": problems,
             "flags": verdict.flags,
             "forks": [{"seq": s, "prev": p} for s, p in verdict.chain.forks],
+            "trailer_torn": c.torn,
             "verified": not problems and not verdict.flags,
         }
         click.echo(json.dumps(out, indent=2))
@@ -509,6 +510,9 @@ def custody_command(file: str, as_json: bool, challenge: bool, home: str | None)
                 click.echo(f"       taker: {how}")
         for line in problems + verdict.flags:
             click.echo(f"  ! {line}")
+        if c.torn:
+            click.echo("  note: the last trailer record is torn (an append was interrupted); it is "
+                       "ignored, and the next handover or acceptance cuts it off")  # fmt: skip
     if challenge:
         if not _challenge(verdict.chain, shown, as_json):
             problems.append("the presenter could not prove they hold the pouch holder's key")
