@@ -32,8 +32,13 @@ VECTORS = HERE.parent / "tests" / "vectors"
 
 def seed(corpus: Path) -> None:
     corpus.mkdir(parents=True, exist_ok=True)
-    for vector in sorted([*VECTORS.glob("letters/*.pouch"), *VECTORS.glob("statements/*.json"),
-                          *VECTORS.glob("statements/*.receipt")]):
+    for vector in sorted(
+        [
+            *VECTORS.glob("letters/*.pouch"),
+            *VECTORS.glob("statements/*.json"),
+            *VECTORS.glob("statements/*.receipt"),
+        ]
+    ):
         (corpus / vector.name).write_bytes(vector.read_bytes()[:20000])
     if not TESTKIT.is_dir():
         return
