@@ -441,3 +441,57 @@ def test_a_self_issued_credential_in_a_trailer_is_refused(
     assert pouch("accept", reply, "--home", world["chol"]).code == 13  # the chain is broken now
     r = pouch("custody", reply, "--home", world["guard"])
     assert r.code == 13 and "self-issued" in r.out.decode(), r.out
+
+
+def test_a_custody_receipt_proves_nothing_when_a_holder_was_not_accredited(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    """An unaccredited stranger (the guard) carried it between Kim and
+    Pompeo; and a revoked envoy's acceptance is no delivery either."""
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
+    cred = tmp_path / "pompeo.credential"
+    assert pouch("accredit", "Mike Pompeo", "--role", "receiver", "-o", cred,
+                 "--home", world["trump"]).code == 0  # fmt: skip
+    assert pouch("credentials", "add", cred, "--home", world["kim"]).code == 0
+    for giver, taker in (("kim", "guard"), ("guard", "pompeo")):
+        r = pouch("handover", reply, "--to", tmp_path / f"{taker}.card", "--home", world[giver])
+        assert r.code == 0, r.err
+        args = ["--receipt", tmp_path / "delivery.receipt"] if taker == "pompeo" else []
+        assert pouch("accept", reply, *args, "--home", world[taker]).code == 0
+    r = pouch("receipt", tmp_path / "delivery.receipt", "--home", world["kim"])
+    assert r.code == 13 and "was not accredited" in r.out.decode(), r.out
+
+    letter = _sealed(world, tmp_path, "kim", "Donald J. Trump", "second.pouch")
+    assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--home", world["kim"]).code == 0
+    assert pouch("handover", letter, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
+    held = tmp_path / "held.receipt"
+    assert pouch("accept", letter, "--receipt", held, "--home", world["chol"]).code == 0
+    listed = json.loads(pouch("credentials", "list", "--json", "--home", world["kim"]).out)
+    envoy = next(c["id"] for c in listed if c["role"] == "envoy")
+    assert pouch("revoke", envoy, "--home", world["kim"]).code == 0
+    r = pouch("receipt", held, "--home", world["kim"])
+    assert r.code == 13 and "your own envoy" in r.out.decode(), r.out
+
+
+def test_accept_checks_where_the_custody_receipt_goes_first(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
+    assert pouch("handover", reply, "--to", "Donald J. Trump", "--home", world["kim"]).code == 0
+    before = reply.read_bytes()
+    for out, code, message in (
+        (reply, 10, "already exists"),  # the pouch itself
+        (tmp_path / "reply.pouch.txt", 10, "already exists"),  # the letter's body
+        (tmp_path / "nowhere" / "x.receipt", 9, "cannot write the custody receipt"),
+        ("-", 2, "goes into a file"),
+    ):
+        r = pouch("accept", reply, "--receipt", out, "--home", world["trump"])
+        assert r.code == code and message in r.err, (out, r.err)
+        assert reply.read_bytes() == before  # nothing accepted
+    r = pouch("accept", reply, "--receipt", tmp_path / "ok.receipt", "--home", world["trump"])
+    assert r.code == 0, r.err
+    report = json.loads(pouch("custody", tmp_path / "ok.receipt", "--json",
+                              "--home", world["guard"]).out)  # fmt: skip
+    assert report["custody_receipt"] and report["envelope_matches"] is None
+    r = pouch("receipt", tmp_path / "ok.receipt", "--envelope", "c1e5", "--home", world["kim"])
+    assert r.code == 2 and "full envelope id" in r.err

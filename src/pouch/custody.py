@@ -471,6 +471,10 @@ class _Accreditation:
             if c.agent == agent and all(c.covers(t) for t in times) and not self._is_revoked(c)
         ]
 
+    def issued_to(self, agent: bytes) -> list[Credential]:
+        """Every credential for agent, whatever its time or revocation."""
+        return [c for c in self._known.values() if c.agent == agent]
+
     def _is_revoked(self, c: Credential) -> bool:
         return self._revoked(c) is not None or any(r.revokes(c) for r in self._trailer.revocations)
 
@@ -577,7 +581,9 @@ def delivery(
         return None, None, flags
     taker = last.handover.taker
     times = [last.handover.time, last.acceptance.time]
-    if any(c.role == "envoy" and c.principal == me for c in valid.find(taker, times)):
+    # Any envoy credential I ever gave that key, even one expired or
+    # revoked: a pouch held by my (former) envoy was not delivered.
+    if any(c.role == "envoy" and c.principal == me for c in valid.issued_to(taker)):
         flags.append("the last taker is your own envoy: the pouch is in transit, not delivered")
         return None, None, flags
     if taker in principals and taker != me:

@@ -17,11 +17,16 @@ _GENERATOR = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
 # What the five bits shifted out of the checksum contribute: the XOR of the
 # generators their set bits select, looked up instead of tested bit by bit
 # (a post-quantum recipient has about 1,960 characters).
-_SHIFTED_OUT = [0] * 32
-for _top in range(32):
-    for _i, _g in enumerate(_GENERATOR):
-        if (_top >> _i) & 1:
-            _SHIFTED_OUT[_top] ^= _g
+def _shifted_out_table() -> list[int]:
+    table = [0] * 32
+    for top in range(32):
+        for i, g in enumerate(_GENERATOR):
+            if (top >> i) & 1:
+                table[top] ^= g
+    return table
+
+
+_SHIFTED_OUT = _shifted_out_table()
 
 
 def _polymod(values: list[int]) -> int:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import UsageError
+from ..errors import FileError, RefusedError, UsageError
 from . import _emit, _home, _now, _stdio, _unlock, cli, home_option, passphrase_file_option
 
 if TYPE_CHECKING:
@@ -246,6 +246,24 @@ def _with_trailer(file: str) -> Container:
     return c
 
 
+def _receipt_path(out: str | None, pouch: str) -> str | None:
+    """Where accept --receipt writes, checked before anything is accepted:
+    a new file (never the pouch itself, never over another) in a folder
+    that exists."""
+    import os
+
+    if out is None:
+        return None
+    if out == "-":
+        raise UsageError("a custody receipt goes into a file: give its name")
+    if os.path.lexists(out):
+        raise RefusedError(f"{out} already exists: the custody receipt goes into a new file")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise FileError(f"cannot write the custody receipt in {folder}")
+    return out
+
+
 def _names(reg: Register, own: bytes) -> dict[bytes, str]:
     names = {c.card.signing_key: c.name for c in reg.contacts()}
     names[own] = "you"
@@ -280,8 +298,6 @@ def handover_command(
     """Hand the pouch in FILE over: append a handover signed by you."""
     from .. import container
     from ..custody import RECORD_CREDENTIAL, RECORD_HANDOVER, build_chain, hand_over, read_trailer
-    from ..errors import RefusedError
-
     h = _home(home)
     me = h.card().signing_key
     c = _with_trailer(file)
@@ -360,13 +376,15 @@ def accept_command(
     """Take the pouch in FILE: check it, then countersign the handover to you."""
     from .. import container
     from ..custody import RECORD_ACCEPTANCE, accept, build_chain, read_trailer
-    from ..errors import CustodyError, RefusedError
+    from ..errors import CustodyError
 
     h = _home(home)
     me = h.card().signing_key
+    receipt_path = _receipt_path(receipt_out, file)
     c = _with_trailer(file)
     with c.src:
         trailer = read_trailer(c)
+        records = [c.read_record(ref) for ref in c.records]
         if not trailer.records:
             raise RefusedError("nobody handed this pouch over: there is nothing to accept")
         envelope = trailer.envelope or ""
@@ -393,15 +411,14 @@ def accept_command(
         reg.accepted_head(envelope, acceptance.hash, last.handover.seq, _now())
     click.echo(f"Accepted handover {last.handover.seq} of {container.short_id(envelope)}")
     click.echo(f"  chain head  {acceptance.hash}  (kept in your register)")
-    if receipt_out is not None:
+    if receipt_path is not None:
         from .._io import atomic_output
 
-        # Every record of the trailer, the new acceptance last: the whole
-        # chain and the credentials it needs, verifiable without the pouch.
-        c = container.load(file)
-        with c.src:
-            records = [c.read_record(ref) for ref in c.records]
-        with atomic_output(receipt_out) as f:
+        # Every record of the trailer as it was checked, the new acceptance
+        # last: the whole chain and its credentials, verifiable without the
+        # pouch.
+        records.append(container.Record(RECORD_ACCEPTANCE, acceptance.statement.encode()))
+        with atomic_output(receipt_path, replace=False) as f:
             f.write(container.custody_receipt(envelope, records))
         click.echo(f"  custody receipt  {receipt_out}  (hand it to the courier, or the sender)")
 
@@ -465,7 +482,8 @@ def custody_command(file: str, as_json: bool, challenge: bool, home: str | None)
 
         out = {
             "envelope": actual,
-            "envelope_matches": named == actual,
+            # A custody receipt holds no ciphertext: nothing to match.
+            "envelope_matches": None if c.detached else named == actual,
             "custody_receipt": c.detached is not None,
             "links": [
                 {
@@ -579,7 +597,7 @@ def custody_receipt(h: Home, c: Container, envelope: str | None, as_json: bool) 
     check, with this register), and to whom the sender's pouch went."""
     import json
 
-    from .. import container
+    from .. import container, statements
     from ..custody import delivery, judge, read_trailer
     from ..errors import CustodyError
     from ..identity import fingerprint
@@ -587,6 +605,8 @@ def custody_receipt(h: Home, c: Container, envelope: str | None, as_json: bool) 
     with c.src:
         trailer = read_trailer(c)
     named = c.detached or ""
+    if envelope is not None and not statements.is_hex64(envelope.lower()):
+        raise UsageError("--envelope takes a full envelope id (64 hex digits)")
     if envelope is not None and named != envelope.lower():
         raise CustodyError(
             f"a custody receipt for another pouch: {named[:16]}, not {envelope[:16]}"
@@ -600,7 +620,8 @@ def custody_receipt(h: Home, c: Container, envelope: str | None, as_json: bool) 
             verdict, trailer, own, set(names), credentials, reg.revocation
         )
     shown = _shown(names, [*credentials, *trailer.credentials.values()])
-    problems = list(verdict.problems)
+    # The chain's shape, every holder's accreditation, then the delivery.
+    problems = [*verdict.problems, *verdict.flags]
     if trailer.envelope not in (None, named):
         problems.insert(0, "the handovers name another envelope than the receipt")
     problems += flags
