@@ -298,6 +298,7 @@ def handover_command(
     """Hand the pouch in FILE over: append a handover signed by you."""
     from .. import container
     from ..custody import RECORD_CREDENTIAL, RECORD_HANDOVER, build_chain, hand_over, read_trailer
+
     h = _home(home)
     me = h.card().signing_key
     c = _with_trailer(file)
