@@ -54,6 +54,10 @@ bench: $(VENV)/.installed age-cli bytecode
 	$(BIN)/python bench/bench_letters.py
 	$(BIN)/python bench/bench_custody.py
 
+# 500 SIGKILL trials of seal and open (make test runs 50).
+soak: $(VENV)/.test-installed
+	CRASH_TRIALS=500 $(BIN)/pytest -q tests/test_crash.py
+
 fuzz: $(VENV)/.fuzz-installed
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)
 

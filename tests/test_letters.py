@@ -18,6 +18,7 @@ from pouch.age._stream import EncryptingWriter, payload_aead
 from pouch.errors import FileError, LetterError, NotAddressedError, PouchError
 from pouch.identity import Identity
 from pouch.letter import padme
+from pouch.order import first
 
 from .vectors.generate import stream_rand, vector_identity
 
@@ -49,7 +50,7 @@ def seal(
         dst,
         attachments=[(n, io.BytesIO(d)) for n, d in attachments],
         stream="5" * 32,
-        seq={r.fingerprint: 1 for r in to},
+        order=first(r.fingerprint for r in to),
         now=SUMMIT,
         rand=stream_rand(label),
         **kw,  # type: ignore[arg-type]
@@ -81,19 +82,37 @@ def test_one_recipient() -> None:
         (KIM.signing_key,),
         "2018-05-24T09:00:00Z",
     )
-    assert opened.post_quantum and opened.stanzas == 1
+    assert opened.post_quantum and opened.stanzas == 2  # and the sender's own copy
     assert opened.envelope_id == container.load(io.BytesIO(sealed)).envelope_id()
     assert len(opened.letter_id) == 64
 
 
 def test_three_recipients_each_open_it() -> None:
     sealed = seal(to=(KIM, CHOL, POMPEO), label="three")
-    ids = {open_(who, sealed)[0].letter_id for who in (KIM, CHOL, POMPEO)}
-    assert len(ids) == 1
-    with pytest.raises(
-        age.NoIdentityMatchError if hasattr(age, "NoIdentityMatchError") else PouchError
-    ):
-        open_(TRUMP, sealed)
+    opened = [open_(who, sealed)[0] for who in (KIM, CHOL, POMPEO)]
+    assert len({o.letter_id for o in opened}) == 1
+    # Each reads its own order block; the sender reads its own copy, and has none.
+    assert [o.order.seq if o.order else None for o in opened] == [1, 1, 1]
+    own = open_(TRUMP, sealed)[0]
+    assert own.own and own.letter_id == opened[0].letter_id
+    with pytest.raises(age.NoIdentityMatchError):
+        open_(vector_identity("Somebody else"), sealed)
+
+
+def test_a_co_recipient_cannot_read_another_pairs_order_block() -> None:
+    from pouch.order import block_key, open_block
+
+    sealed = seal(to=(KIM, CHOL), label="two")
+    opened = open_(KIM, sealed)[0]
+    header = opened.header
+    # Kim's key opens Kim's block only: Chol's is sealed to Chol.
+    mine = block_key(KIM.x25519.exchange, header.order_key, KIM.x25519.recipient.public_bytes)
+    assert open_block(mine, header.blocks[KIM.fingerprint], TRUMP.signing_key, KIM.fingerprint)
+    with pytest.raises(LetterError, match="does not open"):
+        open_block(mine, header.blocks[CHOL.fingerprint], TRUMP.signing_key, CHOL.fingerprint)
+    # Nor can a block be moved to another recipient's entry.
+    with pytest.raises(LetterError, match="does not open"):
+        open_block(mine, header.blocks[KIM.fingerprint], TRUMP.signing_key, CHOL.fingerprint)
 
 
 def test_empty_body_and_attachments() -> None:
@@ -127,11 +146,11 @@ def test_padding_and_decoys() -> None:
     opened, parts = open_(KIM, sealed)
     assert parts[0] == b"x" * 1000
     assert opened.manifest.padding == padme(1000) - 1000
-    assert opened.header.decoys == 2 and opened.stanzas == 4
-    # the carrier sees four identical stanzas
+    assert opened.header.decoys == 2 and opened.stanzas == 5
+    # the carrier sees five identical stanzas (one is the sender's own copy)
     info = container.load(io.BytesIO(sealed))
     stanzas = parse_header(info.age_stream()).stanzas
-    assert {s.type for s in stanzas} == {"mlkem768x25519"} and len(stanzas) == 4
+    assert {s.type for s in stanzas} == {"mlkem768x25519"} and len(stanzas) == 5
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 100, 1000, 12345, 1 << 20, 10**9])
@@ -147,7 +166,8 @@ def test_padme_buckets(n: int) -> None:
 @pytest.fixture(scope="module")
 def small_letter() -> bytes:
     sealed = seal(body=b"Singapore, 12 June.", label="small")
-    assert 2000 <= len(sealed) <= 3000  # ~2 KB
+    # Two post-quantum stanzas (Kim's, and Trump's own copy), the order block.
+    assert 4000 <= len(sealed) <= 4500
     return sealed
 
 
@@ -290,7 +310,8 @@ def _handmade(
 
     from pouch.letter import PADDING, LetterWriter
 
-    enc = age.Encryptor([KIM.x25519.recipient])
+    # One stanza for the recipient, one for the sender's own copy.
+    enc = age.Encryptor([KIM.x25519.recipient, TRUMP.x25519.recipient])
     header = replace(_handmade_header(enc), **header_changes)  # type: ignore[arg-type]
     out = io.BytesIO()
     with enc.writer(out) as w:
@@ -307,7 +328,13 @@ def _handmade(
 
 def _handmade_header(enc: age.Encryptor) -> Any:
     from pouch.letter import LetterHeader, envelope_binding
+    from pouch.order import seal_blocks
 
+    blocks = first([KIM.fingerprint])
+    epk, sealed, _ = seal_blocks(
+        {KIM.fingerprint: (KIM.x25519.recipient.public_bytes, blocks[KIM.fingerprint])},
+        TRUMP.signing_key,
+    )
     return LetterHeader(
         sender=TRUMP.signing_key,
         recipients=(KIM.signing_key,),
@@ -315,7 +342,8 @@ def _handmade_header(enc: age.Encryptor) -> Any:
         subject="",
         in_reply_to=None,
         stream="5" * 32,
-        seq={KIM.fingerprint: 1},
+        order_key=epk,
+        blocks=sealed,
         kem="x25519",
         padding=False,
         decoys=0,
@@ -331,11 +359,17 @@ def test_the_padding_must_follow_the_header() -> None:
         open_(KIM, _handmade({"padding": True}, body=bytes(1000)))  # "padme", yet not padded
 
 
-def test_sequence_numbers_must_name_the_recipients() -> None:
-    with pytest.raises(LetterError, match="bad sequence block"):
-        open_(KIM, _handmade({"seq": {POMPEO.fingerprint: 1}}))
-    with pytest.raises(LetterError, match="bad sequence block"):
-        open_(KIM, _handmade({"seq": {KIM.fingerprint: True}}))
+def test_order_blocks_must_name_the_recipients() -> None:
+    good = _handmade_header(age.Encryptor([KIM.x25519.recipient]))
+    block = good.blocks[KIM.fingerprint]
+    with pytest.raises(LetterError, match="not one order block per recipient"):
+        open_(KIM, _handmade({"blocks": {POMPEO.fingerprint: block}}))
+    with pytest.raises(LetterError, match="bad order block"):
+        open_(KIM, _handmade({"blocks": {KIM.fingerprint: block[:40]}}))
+    # A block sealed for this letter's recipient by another sender.
+    other = _handmade({"order_key": bytes(32)})
+    with pytest.raises(LetterError, match="order block"):
+        open_(KIM, other)
 
 
 def test_the_date_must_be_rfc3339() -> None:
@@ -386,7 +420,7 @@ def _seal_files(
                 (name or "", f) for (name, _), f in zip(parts[1:], files[1:], strict=True)
             ],
             stream="5" * 32,
-            seq={KIM.fingerprint: 1},
+            order=first([KIM.fingerprint]),
             now=SUMMIT,
             rand=stream_rand("cores"),
             kem="classic",  # X-Wing takes its randomness from the OS
@@ -453,7 +487,7 @@ def test_a_file_that_lies_about_its_size_is_read_to_its_end(
         with open(out, "w+b") as dst, _body(tmp_path) as body:
             letters.seal(TRUMP, [KIM.card()], body, dst,
                          attachments=[("annex.bin", annex), ("status", status)],
-                         stream="5" * 32, seq={KIM.fingerprint: 1}, jobs=2)  # fmt: skip
+                         stream="5" * 32, order=first([KIM.fingerprint]), jobs=2)  # fmt: skip
     assert runs == []  # /proc says 0 bytes: the stream path read it
     _, got = open_(KIM, out.read_bytes())
     assert got[1] == big.read_bytes()
@@ -486,7 +520,7 @@ def test_a_file_changing_size_while_sealed_is_refused(
         ):
             letters.seal(TRUMP, [KIM.card()], body, dst,
                          attachments=[("annex.bin", src)], stream="5" * 32,
-                         seq={KIM.fingerprint: 1}, jobs=2)  # fmt: skip
+                         order=first([KIM.fingerprint]), jobs=2)  # fmt: skip
 
 
 # --- opening on every core ---------------------------------------------------------

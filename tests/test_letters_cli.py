@@ -12,6 +12,7 @@ import pytest
 
 from pouch import container, letters
 from pouch.identity import Card
+from pouch.order import first
 
 from .conftest import POUCH as POUCH_BIN
 from .conftest import pouch, run
@@ -74,7 +75,7 @@ def test_attachments_to_a_folder_and_inspect(desks: dict[str, Path], tmp_path: P
     env = r.err.split("envelope  ")[1].split()[1]
 
     info = json.loads(pouch("inspect", sealed, "--json").out)
-    assert info["envelope_id"] == env and info["stanzas"] == 2
+    assert info["envelope_id"] == env and info["stanzas"] == 3  # two, and Kim's own copy
     assert info["stanza_types"] == ["mlkem768x25519"] and info["records"] == []
     extracted = tmp_path / "bare.age"
     assert pouch("inspect", sealed, "--extract-age", extracted).code == 0
@@ -158,7 +159,7 @@ def test_nothing_is_released_before_the_final_segment(
     body = os.urandom(2 * (1 << 20) + 7)
     dst = io.BytesIO()
     letters.seal(sender, [kim.card(), chol.card()], io.BytesIO(body), dst, stream="1" * 32,
-                 seq={kim.fingerprint: 1, chol.fingerprint: 1})  # fmt: skip
+                 order=first([kim.fingerprint, chol.fingerprint]))  # fmt: skip
     h, nonce, key, plain = _split(dst.getvalue(), chol)
     prefix, segs = _segments(plain)
     last = bytearray(segs[-1])
@@ -193,7 +194,7 @@ def test_hostile_attachment_names_stay_in_the_folder(tmp_path: Path) -> None:
     dst = io.BytesIO()
     hostile = [("../../etc/passwd", b"root"), ("..", b"dots"), ("a\x1bb", b"esc")]
     letters.seal(sender, [kim.card()], io.BytesIO(b"see attached"), dst, stream="1" * 32,
-                 seq={kim.fingerprint: 1},
+                 order=first([kim.fingerprint]),
                  attachments=[(n, io.BytesIO(d)) for n, d in hostile])  # fmt: skip
     sealed = tmp_path / "l.pouch"
     sealed.write_bytes(dst.getvalue())
@@ -253,7 +254,7 @@ def test_what_a_sender_controls_cannot_rewrite_the_terminal(tmp_path: Path) -> N
     dst = io.BytesIO()
     fake = "\x1b[1A\x1b[2KFrom:        Donald J. Trump  (verified)"
     letters.seal(sender, [kim.card()], io.BytesIO(b"hi\x1b]0;owned\x07"), dst, stream="1" * 32,
-                 seq={kim.fingerprint: 1}, subject=fake,
+                 order=first([kim.fingerprint]), subject=fake,
                  attachments=[("a\u202etxt.exe", io.BytesIO(b"x"))])  # fmt: skip
     sealed = tmp_path / "l.pouch"
     sealed.write_bytes(dst.getvalue())

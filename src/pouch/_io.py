@@ -12,6 +12,7 @@ import errno
 import io
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,6 +171,24 @@ class StagedFile:
         self._tmp_name = None
         self.published = True
 
+    def keep(self, path: Path) -> None:
+        """Give the staged file a further name, path, durably and at once
+        (the register's archive keeps each letter): a hard link where path
+        is on the same file system, else a copy. It stays staged."""
+        fd = self.file.fileno()
+        self.file.flush()
+        os.fsync(fd)
+        try:
+            if self._tmp_name is None:
+                _link_unnamed(fd, path)
+            else:
+                os.link(self._tmp_name, path)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            copy_durably(self.file, path)
+        fsync_directory(path.parent)
+
     def close(self) -> None:
         """Close; an unpublished file is gone."""
         self.file.close()
@@ -223,3 +242,36 @@ def atomic_output(
             raise FileError(f"cannot write {path}: {e.strerror}") from None
     finally:
         staged.close()
+
+
+def copy_durably(src: BinaryIO, path: Path) -> None:
+    """Copy src (from its start) to a new file path, fsynced before it is
+    named; FileExistsError if path exists."""
+    src.seek(0)
+    staged = StagedFile(path.parent)
+    try:
+        shutil.copyfileobj(src, staged.file, 1 << 20)
+        staged.file.flush()
+        os.fsync(staged.file.fileno())
+        staged.publish(path, 0o600, replace=False)
+    finally:
+        staged.close()
+
+
+def fsync_directory(path: Path) -> None:
+    """Make the names in a directory durable (after a link or a rename)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def crash_point(name: str) -> None:
+    """Where the crash tests may kill pouch (SIGKILL, real and immediate)
+    to land in a given step of a crash order, not only where a random
+    timer falls: POUCH_TEST_KILL_AT=name. Nothing happens otherwise."""
+    if os.environ.get("POUCH_TEST_KILL_AT") == name:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)

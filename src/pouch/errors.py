@@ -143,3 +143,19 @@ class CustodyError(PouchError):
     not accredited (pouch custody; pouch open --require-accredited)."""
 
     exit_code = 13
+
+
+class ForkError(PouchError):
+    """Two different letters at one place of a sender's stream: one of them
+    was forged, or the sender's state was cloned. Both are kept as evidence
+    (pouch open)."""
+
+    exit_code = 14
+
+
+class BehindError(PouchError):
+    """A correspondent acknowledges letters this register does not know it
+    sent: it lost state (restored from an old backup). Sealing now would
+    reuse sequence numbers (pouch seal)."""
+
+    exit_code = 15

@@ -55,6 +55,18 @@ class Home:
     def register_path(self) -> Path:
         return self.path / "register.db"
 
+    @property
+    def archive_path(self) -> Path:
+        """Every container sent or received, by envelope id: what
+        transcripts are made of, and the evidence of a fork."""
+        return self.path / "archive"
+
+    def archive(self, envelope: str | None = None) -> Path:
+        """Where the container with this envelope id is kept (without one,
+        the folder), the folder made, private, if need be."""
+        self.archive_path.mkdir(mode=0o700, exist_ok=True)
+        return self.archive_path if envelope is None else self.archive_path / f"{envelope}.pouch"
+
     def create(self, identity: Identity, passphrase: bytes | None) -> Card:
         """Write identity here, its keys encrypted to passphrase (None: not)."""
         if self.card_path.exists() or self.key_path.exists():

@@ -65,6 +65,8 @@ MAX_RECIPIENTS = 1000
 # Parts are files in the reader's folder, each open until the letter verified.
 MAX_PARTS = 1000
 MAX_SUBJECT = 1000
+# A sealed order block: key commitment, then the block and its tag.
+MIN_BLOCK, MAX_BLOCK = 32 + 16, 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -83,7 +85,8 @@ class LetterHeader:
     subject: str
     in_reply_to: str | None
     stream: str
-    seq: dict[str, int]
+    order_key: bytes  # the ephemeral X25519 key the order blocks are sealed with
+    blocks: dict[str, bytes]  # each recipient's sealed order block (order.py), by fingerprint
     kem: str
     padding: bool
     decoys: int
@@ -103,7 +106,10 @@ class LetterHeader:
                 "subject": self.subject,
                 "in_reply_to": self.in_reply_to,
                 "stream": self.stream,
-                "seq": self.seq,
+                "order": {
+                    "epk": b64(self.order_key),
+                    "blocks": {fp: b64(block) for fp, block in self.blocks.items()},
+                },
                 "padding": "padme" if self.padding else "none",
                 "decoys": self.decoys,
                 "envelope": self.envelope.hex(),
@@ -116,7 +122,7 @@ class LetterHeader:
             h = _canonical.loads(data)
         except _canonical.CanonicalError as e:
             raise LetterError(f"malformed letter header: {e.message}") from None
-        fields = {"v", "alg", "from", "to", "date", "subject", "in_reply_to", "stream", "seq",
+        fields = {"v", "alg", "from", "to", "date", "subject", "in_reply_to", "stream", "order",
                   "padding", "decoys", "envelope"}  # fmt: skip
         if not isinstance(h, dict) or set(h) - {"kind"} != fields:
             raise LetterError("malformed letter header: unexpected fields")
@@ -141,14 +147,7 @@ class LetterHeader:
         recipients = tuple(_key(k, "recipient") for k in to)
         if len(set(recipients)) != len(recipients):
             raise LetterError("malformed letter header: a recipient is named twice")
-        seq = h["seq"]
-        # One sequence number (>= 1) per recipient, keyed by its fingerprint.
-        if (
-            not isinstance(seq, dict)
-            or set(seq) != {fingerprint(r) for r in recipients}
-            or not all(is_int(v) and v >= 1 for v in seq.values())
-        ):
-            raise LetterError("malformed letter header: bad sequence block")
+        order_key, blocks = _order(h["order"], {fingerprint(r) for r in recipients})
         reply = h["in_reply_to"]
         if reply is not None and not (isinstance(reply, str) and _HEX64.fullmatch(reply)):
             raise LetterError("malformed letter header: bad in-reply-to")
@@ -172,13 +171,33 @@ class LetterHeader:
             subject=subject,
             in_reply_to=reply,
             stream=h["stream"],
-            seq=seq,
+            order_key=order_key,
+            blocks=blocks,
             kem=alg["age"],
             padding=h["padding"] == "padme",
             decoys=h["decoys"],
             envelope=bytes.fromhex(h["envelope"]),
             kind=kind,
         )
+
+
+def _order(value: object, recipients: set[str]) -> tuple[bytes, dict[str, bytes]]:
+    """The order field: one sealed block per recipient, keyed by its
+    fingerprint (SPEC.md 2.7)."""
+    if not isinstance(value, dict) or set(value) != {"epk", "blocks"}:
+        raise LetterError("malformed letter header: bad order field")
+    epk, blocks = _key(value["epk"], "order"), value["blocks"]
+    if not isinstance(blocks, dict) or set(blocks) != recipients:
+        raise LetterError("malformed letter header: not one order block per recipient")
+    sealed = {}
+    for fp, block in blocks.items():
+        try:
+            sealed[fp] = unb64(block, "order block")
+        except VerificationError:
+            sealed[fp] = b""
+        if not MIN_BLOCK <= len(sealed[fp]) <= MAX_BLOCK:
+            raise LetterError("malformed letter header: bad order block")
+    return epk, sealed
 
 
 def _key(value: object, what: str) -> bytes:

@@ -39,6 +39,7 @@ from .letter import (
     Manifest,
     envelope_binding,
 )
+from .order import Block, block_key, open_block, seal_blocks
 
 Rand = Callable[[int], bytes]
 PQ, CLASSIC = "mlkem768x25519", "x25519"
@@ -51,6 +52,7 @@ class Sealed:
     kem: str
     decoys: int
     size: int
+    block_keys: dict[str, bytes]  # each recipient's order block key (for transcripts)
 
 
 def choose_kem(recipients: Sequence[Card], want: str | None) -> str:
@@ -163,7 +165,7 @@ def seal(
     kem: str | None = None,
     pad: bool = False,
     stream: str,
-    seq: dict[str, int],
+    order: dict[str, Block],
     now: datetime | None = None,
     rand: Rand = os.urandom,
     jobs: int | None = None,
@@ -172,8 +174,9 @@ def seal(
     """Seal a letter from identity to recipients into dst (seekable, empty).
 
     kem is None (post-quantum when every recipient has a key), "pq" or
-    "classic". seq maps each recipient's fingerprint to its sequence number
-    (the register reserves them) and stream is this home's stream id.
+    "classic". order maps each recipient's fingerprint to its order block
+    (the register makes them) and stream is this home's stream id. The
+    sender gets a copy of its own: one more stanza, for its own key.
 
     When body and attachments are regular files and dst is a regular file
     open for reading and writing, jobs processes (by default one per core)
@@ -184,13 +187,21 @@ def seal(
     if len({c.fingerprint for c in recipients}) != len(recipients):
         raise UsageError("a recipient is named twice")
     chosen = choose_kem(recipients, kem)
+    if set(order) != {c.fingerprint for c in recipients}:
+        raise UsageError("a letter needs one order block per recipient")
     age_recipients: list[age.Recipient] = [
         c.pq if chosen == PQ and c.pq is not None else c.x25519 for c in recipients
     ]
+    age_recipients.append(identity.pq.recipient if chosen == PQ else identity.x25519.recipient)
     decoys = decoy_count(len(recipients)) if pad else 0
     age_recipients += _decoys(decoys, chosen, rand)
     _shuffle(age_recipients, rand)
 
+    order_key, blocks, block_keys = seal_blocks(
+        {c.fingerprint: (c.x25519.public_bytes, order[c.fingerprint]) for c in recipients},
+        identity.signing_key,
+        rand,
+    )
     start = dst.tell()
     dst.write(container.header(0))
     enc = age.Encryptor(age_recipients, rand=rand)
@@ -201,7 +212,8 @@ def seal(
         subject=subject,
         in_reply_to=in_reply_to,
         stream=stream,
-        seq=seq,
+        order_key=order_key,
+        blocks=blocks,
         kem=chosen,
         padding=pad,
         decoys=decoys,
@@ -222,7 +234,7 @@ def seal(
     dst.seek(start)
     dst.write(container.header(length))
     dst.seek(end)
-    return Sealed(letter_id, envelope_id, chosen, decoys, end - start)
+    return Sealed(letter_id, envelope_id, chosen, decoys, end - start, block_keys)
 
 
 def _seal_stream(
@@ -263,6 +275,13 @@ class Opened:
     envelope_id: str
     stanzas: int
     torn_trailer: bool
+    order: Block | None  # my order block; None when I opened a letter I sent
+    order_key: bytes | None
+
+    @property
+    def own(self) -> bool:
+        """A letter I sent, opened from my own copy."""
+        return self.order is None
 
     @property
     def post_quantum(self) -> bool:
@@ -329,8 +348,9 @@ def _open_stream(identity: Identity, c: container.Container, sink: PartSink) -> 
     assert reader.manifest is not None and reader.letter_id is not None
     _check_stanzas(reader.header, d)
     return Opened(
-        reader.header, reader.manifest, reader.letter_id, envelope_id, len(d.stanzas), c.torn
-    )
+        reader.header, reader.manifest, reader.letter_id, envelope_id, len(d.stanzas), c.torn,
+        *_my_block(identity, reader.header),
+    )  # fmt: skip
 
 
 def _open_parallel(
@@ -363,7 +383,9 @@ def _open_parallel(
     m = checks.final(final.index, final.part, manifest, seg_hash)
     assert checks.letter_id is not None
     _check_stanzas(header, d)
-    return Opened(header, m, checks.letter_id, envelope_id, len(d.stanzas), c.torn), files
+    opened = Opened(header, m, checks.letter_id, envelope_id, len(d.stanzas), c.torn,
+                    *_my_block(identity, header))  # fmt: skip
+    return opened, files
 
 
 def _is_file(f: BinaryIO) -> bool:
@@ -377,7 +399,7 @@ def _check_envelope(identity: Identity, header: LetterHeader, d: age.Decryptor) 
     """Addressed to this identity, and in the envelope it was sealed into.
     Run before the header's signature is verified (with the segments):
     refusing early is safe."""
-    if identity.signing_key not in header.recipients:
+    if identity.signing_key not in header.recipients and identity.signing_key != header.sender:
         raise NotAddressedError(
             "not addressed to you: this letter was forwarded",
             "its signed header names other recipients; it was re-encrypted to you",
@@ -391,10 +413,23 @@ def _check_envelope(identity: Identity, header: LetterHeader, d: age.Decryptor) 
 
 def _check_stanzas(header: LetterHeader, d: age.Decryptor) -> None:
     expected = "mlkem768x25519" if header.kem == PQ else "X25519"
-    if len(d.stanzas) != len(header.recipients) + header.decoys or any(
+    # One stanza per recipient, the sender's own copy, and the decoys.
+    if len(d.stanzas) != len(header.recipients) + 1 + header.decoys or any(
         s.type != expected for s in d.stanzas
     ):
         raise LetterError("the envelope's recipient stanzas do not match what the letter declares")
+
+
+def _my_block(identity: Identity, header: LetterHeader) -> tuple[Block | None, bytes | None]:
+    """My order block and its key, once the letter verified (the header is
+    signed); none in a letter I sent."""
+    if identity.signing_key not in header.recipients:
+        return None, None
+    mine = identity.fingerprint
+    key = block_key(
+        identity.x25519.exchange, header.order_key, identity.x25519.recipient.public_bytes
+    )
+    return open_block(key, header.blocks[mine], header.sender, mine), key
 
 
 def sanitize_name(name: str, index: int) -> str:

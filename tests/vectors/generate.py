@@ -23,6 +23,7 @@ import blake3
 from pouch import _canonical, age, container, letters
 from pouch.age.armor import armor
 from pouch.identity import Identity
+from pouch.order import first
 
 HERE = Path(__file__).resolve().parent / "age"
 
@@ -186,7 +187,7 @@ def letter_vectors() -> list[tuple[str, bytes]]:
         subject="The Singapore summit",
         kem="classic",
         stream=stream_rand("stream")(16).hex(),
-        seq={kim.fingerprint: 1},
+        order=first([kim.fingerprint]),
         now=SUMMIT,
         rand=stream_rand("letter trump to kim"),
     )

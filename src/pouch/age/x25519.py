@@ -91,6 +91,11 @@ class X25519Identity:
     def recipient(self) -> X25519Recipient:
         return X25519Recipient(self._public)
 
+    def exchange(self, public_key: bytes) -> bytes:
+        """X25519 with this key; ValueError for a low-order point (an
+        all-zero result)."""
+        return self._key.exchange(x25519.X25519PublicKey.from_public_bytes(public_key))
+
     def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
         for s in stanzas:
             if s.type != STANZA_TYPE:

@@ -52,6 +52,10 @@ _COMMANDS = {
     "accept": "_custody",
     "custody": "_custody",
     "answer": "_custody",
+    "letters": "_ledger",
+    "thread": "_ledger",
+    "db": "_ledger",
+    "restore": "_ledger",
 }
 
 
@@ -135,6 +139,13 @@ def _emit(text: str, out_path: str | None) -> None:
 
     with atomic_output(out_path) as f:
         f.write(text.encode())
+
+
+def shown(text: str) -> str:
+    """text safe for a terminal: what a sender controls (subject, names)
+    could otherwise carry escape sequences that rewrite the screen, say
+    over the From line, or invisible characters that disguise it."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 home_option = click.option(

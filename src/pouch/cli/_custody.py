@@ -347,6 +347,10 @@ def handover_command(
     for cred in needed:
         container.append_record(file, container.Record(RECORD_CREDENTIAL, cred.encode()))
     container.append_record(file, container.Record(RECORD_HANDOVER, handover.statement.encode()))
+    with h.register() as reg:
+        for row in reg.letters_by_envelope(envelope):
+            if row.direction == "sent":
+                reg.advance(row.id, "handed over")
     click.echo(
         f"Handed over to {taker_name}: handover {handover.seq} of {container.short_id(envelope)}"
     )
@@ -620,6 +624,12 @@ def custody_receipt(h: Home, c: Container, envelope: str | None, as_json: bool) 
         to, receiver, flags = delivery(
             verdict, trailer, own, set(names), credentials, reg.revocation
         )
+        sent = [row for row in reg.letters_by_envelope(named) if row.direction == "sent"]
+    if not sent:
+        flags.append("this register has no letter of yours in that envelope")
+    elif to is not None and fingerprint(to) not in sent[0].recipients:
+        flags.append(f"the pouch went to {names.get(to, fingerprint(to)[:16])}, whom your "
+                     "letter in it is not addressed to")  # fmt: skip
     shown = _shown(names, [*credentials, *trailer.credentials.values()])
     # The chain's shape, every holder's accreditation, then the delivery.
     problems = [*verdict.problems, *verdict.flags]
@@ -663,6 +673,10 @@ def custody_receipt(h: Home, c: Container, envelope: str | None, as_json: bool) 
             click.echo(f"  ! {line}")
     if problems:
         raise CustodyError("the custody receipt does not prove delivery", *problems[:3])
+    if last is not None and last.acceptance is not None and taker is not None:
+        with h.register() as reg:
+            reg.add_receipt(sent[0].id, last.acceptance.hash, "custody", fingerprint(taker),
+                            last.acceptance.time)  # fmt: skip
     if not as_json:
         click.echo(
             "  verdict       delivered: every link signed by both parties, every holder "

@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import io
 import json
 import os
 import shutil
 import stat
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
-from .._io import StagedFile, atomic_output, new_file_mode
+from .._io import StagedFile, atomic_output, crash_point, new_file_mode
 from ..errors import FileError, RefusedError, UsageError
-from . import _home, _stdio, _unlock, cli, home_option, passphrase_file_option
+from . import _home, _stdio, _unlock, cli, home_option, passphrase_file_option, shown
 
 if TYPE_CHECKING:
     from ..home import Home
-    from ..identity import Identity
+    from ..identity import Card, Identity
+    from ..ledger import Arrival
     from ..letters import Opened
     from ..register import Contact
 
@@ -78,11 +78,8 @@ def seal_command(
     container: an age envelope (post-quantum whenever every recipient has a
     post-quantum key) around a letter signed segment by segment.
     """
-    from datetime import UTC, datetime
-
     from .. import letters
     from ..container import short_id
-    from ..identity import rfc3339
 
     h = _home(home)
     h.card()
@@ -90,48 +87,217 @@ def seal_command(
         raise UsageError("--reply-to takes a full letter id (64 hex digits)")
     with h.register() as reg:
         contacts = [reg.find(name) for name in to]
-        _check_verified(contacts, allow_unverified)
-        identity = _unlock(h, passphrase_file)
-        stream = reg.stream_id(letters.new_stream_id)
-        # Reserved, durably, before anything is written.
-        seq = {c.fingerprint: reg.next_sequence(c.fingerprint) for c in contacts}
+    _check_verified(contacts, allow_unverified)
+    identity = _unlock(h, passphrase_file)
     now = datetime.now(UTC)
-    sources = [_open(a) for a in attachments]
-    names = [Path(a).name for a in attachments]
-    body_src = sys.stdin.buffer if body in (None, "-") else _open(body)
     out = _stdio(output) if output is not None else _default_name(now, armor)
     if out is None and not armor and sys.stdout.isatty():
         raise RefusedError(
             "refusing to write a binary container to the terminal", "use --armor, or -o FILE"
         )
+    # The same command run again after a crash completes the letter it
+    # committed, rather than sealing a second one.
+    job = _job(contacts, subject, reply_to, out, armor, pad, kem, body, attachments)
+    sources = [_open(a) for a in attachments]
+    names = [Path(a).name for a in attachments]
+    body_src = sys.stdin.buffer if body in (None, "-") else _open(body)
     try:
-        with _destination(out, armor) as dst:
-            sealed = letters.seal(
-                identity,
-                [c.card for c in contacts],
-                body_src,
-                dst,
-                attachments=list(zip(names, sources, strict=True)),
-                subject=subject,
-                in_reply_to=reply_to,
-                kem=kem,
-                pad=pad,
-                stream=stream,
-                seq=seq,
-                now=now,
-            )
+        sealed, completed = _seal_recorded(
+            h, identity, [c.card for c in contacts], body_src,
+            list(zip(names, sources, strict=True)), out=out, armor=armor, job=job,
+            subject=subject, in_reply_to=reply_to, kem=kem, pad=pad, now=now,
+        )  # fmt: skip
     finally:
         for src in sources:
             src.close()
+        body_src.close() if body_src is not sys.stdin.buffer else None
     where = "standard output" if out is None else out
+    if completed:
+        click.echo(f"Already sealed by this command ({sealed.date}); written out", err=True)
+        click.echo(f"  letter    {sealed.letter_id}", err=True)
+        click.echo(f"  envelope  {short_id(sealed.envelope_id)}  {sealed.envelope_id}", err=True)
+        click.echo(f"  written   -> {where}", err=True)
+        return
     kind = "post-quantum" if sealed.kem == letters.PQ else "classic (X25519)"
-    click.echo(f"Sealed to {', '.join(c.name for c in contacts)}  ({rfc3339(now)})", err=True)
+    click.echo(f"Sealed to {', '.join(c.name for c in contacts)}  ({sealed.date})", err=True)
     click.echo(f"  letter    {sealed.letter_id}", err=True)
     click.echo(f"  envelope  {short_id(sealed.envelope_id)}  {sealed.envelope_id}", err=True)
     click.echo(f"  sealed    {kind}, {sealed.size:,} bytes -> {where}", err=True)
     if sealed.kem != letters.PQ and kem != "classic":
         missing = ", ".join(c.name for c in contacts if c.card.pq is None)
         click.echo(f"warning: sealed classic: {missing} has no post-quantum key", err=True)
+
+
+def _job(
+    contacts: list[Contact],
+    subject: str,
+    reply_to: str | None,
+    out: str | None,
+    armor: bool,
+    pad: bool,
+    kem: str | None,
+    body: str | None,
+    attachments: tuple[str, ...],
+) -> str | None:
+    """What makes a run of 'pouch seal' the same command as an earlier one:
+    its recipients, options, output and inputs (each file's path, size and
+    time of change). None when there is nothing to compare: a body or an
+    output that is a stream."""
+    import blake3
+
+    from .._canonical import dumps
+
+    if out is None or body in (None, "-"):
+        return None
+    files = []
+    for path in (body, *attachments):
+        assert path is not None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        files.append([os.path.realpath(path), str(st.st_size), str(st.st_mtime_ns)])
+    command = {
+        "to": sorted(c.fingerprint for c in contacts),
+        "subject": subject,
+        "reply_to": reply_to,
+        "out": os.path.realpath(out),
+        "options": [armor, pad, kem],
+        "files": files,
+    }
+    return blake3.blake3(b"pouch/seal/job/v1\x00" + dumps(command)).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Result:
+    letter_id: str
+    envelope_id: str
+    kem: str
+    size: int
+    date: str
+
+
+def _seal_recorded(
+    h: Home,
+    identity: Identity,
+    cards: list[Card],
+    body: BinaryIO,
+    attachments: list[tuple[str, BinaryIO]],
+    *,
+    out: str | None,
+    armor: bool,
+    job: str | None,
+    now: datetime,
+    kind: str = "letter",
+    **options: Any,
+) -> tuple[_Result, bool]:
+    """Seal a letter and record it, in the crash order of SPEC.md 5.3:
+    reserve the numbers durably, seal into a staged file, keep it in the
+    archive, commit the letter id, and only then name the output. A crash
+    at any point leaves either no letter (its numbers are given out again)
+    or a committed one that the same command, run again, writes out
+    (returns True then)."""
+    from .. import ledger, letters
+    from .._io import StagedFile
+    from ..identity import rfc3339
+    from ..order import Block
+    from ..register import LetterRow, Position
+
+    with h.register() as reg:
+        earlier = reg.sealed_by(job) if job is not None else None
+        if earlier is not None:
+            # This command ran before: write out what it committed (if it
+            # died before it could), never a second letter.
+            _write_out(h.archive(earlier.envelope), out, armor)
+            reg.published(earlier.id)
+            return _Result(earlier.id, earlier.envelope, "", 0, earlier.date), True
+        if out is not None and os.path.lexists(out):
+            # Refused before a number is reserved: a letter committed and
+            # then not written out would be a gap its recipient never fills.
+            raise RefusedError(f"{out} already exists", "pouch does not overwrite it")
+        stream = reg.stream_id(letters.new_stream_id)
+        me = identity.fingerprint
+        order: dict[str, Block] = ledger.blocks_for(reg, me, [c.fingerprint for c in cards], stream)
+    crash_point("seal:reserved")
+    direct = out is not None and not armor
+    folder = Path(os.path.realpath(out)).parent if direct and out is not None else None
+    try:
+        staged = StagedFile(folder or h.archive())
+    except OSError as e:
+        raise FileError(f"cannot write in {folder or h.archive_path}: {e.strerror}") from None
+    try:
+        sealed = letters.seal(identity, cards, body, staged.file, attachments=attachments,
+                              stream=stream, order=order, now=now, kind=kind,
+                              **options)  # fmt: skip
+        kept = h.archive(sealed.envelope_id)
+        try:
+            staged.keep(kept)
+        except OSError as e:
+            raise FileError(f"cannot keep the letter in {kept}: {e.strerror}") from None
+        crash_point("seal:kept")
+        private = {"subject": options.get("subject", ""),
+                   "parts": [name for name, _ in attachments]}  # fmt: skip
+        row = LetterRow(
+            sealed.letter_id, sealed.envelope_id, "sent", kind, me,
+            tuple(c.fingerprint for c in cards), rfc3339(now), options.get("in_reply_to"),
+            stream, "sealed", ledger.seal_private(identity, sealed.letter_id, private, os.urandom),
+            rfc3339(datetime.now(UTC)),
+        )  # fmt: skip
+        positions = []
+        for fp, b in order.items():
+            key = sealed.block_keys[fp]
+            p = Position(sealed.letter_id, me, fp, stream, b.seq, b.prev, b.ack, b.continues, key)
+            positions.append(p)
+        with h.register() as reg:
+            reg.record_sent(row, positions, out if out is None else os.path.realpath(out), job)
+        crash_point("seal:committed")
+        if direct and out is not None:
+            _publish_staged(staged, out)
+        else:
+            _write_out(kept, out, armor)
+        crash_point("seal:named")
+        with h.register() as reg:
+            reg.published(sealed.letter_id)
+    finally:
+        staged.close()
+    return _Result(sealed.letter_id, sealed.envelope_id, sealed.kem, sealed.size, row.date), False
+
+
+def _publish_staged(staged: StagedFile, out: str) -> None:
+    from .._io import new_file_mode
+
+    path = Path(os.path.realpath(out))
+    try:
+        staged.publish(path, new_file_mode(path), replace=False)
+    except FileExistsError:
+        raise RefusedError(f"{path} already exists", "pouch does not overwrite it") from None
+    except OSError as e:
+        raise FileError(f"cannot write {path}: {e.strerror}") from None
+
+
+def _write_out(kept: Path, out: str | None, armor: bool) -> None:
+    """The archived container, to out: armored, to stdout, or (completing
+    an interrupted run) as a file; a file already there from that run is
+    left as it is."""
+    from ..age.armor import ArmoredWriter
+    from ..container import ARMOR_LABEL
+
+    if out is not None and not armor and os.path.exists(out):
+        return  # written by the run that was interrupted before it said so
+    with open(kept, "rb") as src, contextlib.ExitStack() as stack:
+        if out is None:
+            dst: BinaryIO = sys.stdout.buffer
+        else:
+            if os.path.exists(out):
+                return
+            dst = stack.enter_context(atomic_output(out, replace=False))
+        if armor:
+            with ArmoredWriter(dst, ARMOR_LABEL) as a:
+                while chunk := src.read(1 << 20):
+                    a.write(chunk)
+        else:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        dst.flush()
 
 
 def _is_letter_id(s: str) -> bool:
@@ -157,36 +323,6 @@ def _open(path: str) -> BinaryIO:
 
 def _default_name(now: Any, armor: bool) -> str:
     return f"letter-{now.strftime('%Y%m%dT%H%M%SZ')}.pouch" + (".txt" if armor else "")
-
-
-@contextmanager
-def _destination(out: str | None, armor: bool) -> Iterator[BinaryIO]:
-    """A seekable file to seal into (the container's length is written into
-    its header at the end): the output itself when it is a binary file,
-    else a scratch file (ciphertext only) copied out, armored or to stdout,
-    once the container is complete."""
-    if out is not None and not armor:
-        with atomic_output(out, replace=False) as f:
-            yield f
-        return
-    from ..age.armor import ArmoredWriter
-    from ..container import ARMOR_LABEL
-
-    with tempfile.TemporaryFile() as scratch:
-        yield scratch
-        with contextlib.ExitStack() as stack:
-            if out is None:
-                dst: BinaryIO = sys.stdout.buffer
-            else:
-                dst = stack.enter_context(atomic_output(out, replace=False))
-            scratch.seek(0)
-            if armor:
-                with ArmoredWriter(dst, ARMOR_LABEL) as a:
-                    while chunk := scratch.read(1 << 20):
-                        a.write(chunk)
-            else:
-                shutil.copyfileobj(scratch, dst, 1 << 20)
-            dst.flush()
 
 
 @dataclass
@@ -290,7 +426,15 @@ def open_command(
                 "refused: its custody does not verify (--require-accredited)",
                 *custody["problems"][:5],
             )
+        # Recorded before anything is named: a crash leaves a letter either
+        # recorded (a re-run completes it) or not at all.
+        arrival = _record_arrival(h, identity, file, opened)
+        crash_point("open:recorded")
         saved = _publish(opened, outputs, force)
+        crash_point("open:named")
+        if arrival.kind not in ("replay", "own"):
+            with h.register() as reg:
+                reg.published(opened.letter_id)
     finally:
         outputs.close()
     if receipt is not None:
@@ -303,6 +447,13 @@ def open_command(
     names[identity.signing_key] = f"{identity.name} (you)"
     summary = _summary(opened, sender, names, saved)
     summary["custody"] = custody
+    summary["order"] = {
+        "arrival": arrival.kind,
+        "stream": opened.header.stream,
+        "seq": opened.order.seq if opened.order else None,
+        "missing": arrival.missing,
+        "notes": arrival.notes,
+    }
     if as_json:
         if outputs.held is not None:
             body = outputs.held.getvalue()
@@ -317,6 +468,69 @@ def open_command(
         if outputs.held is not None:
             _write_body(outputs.held.getvalue())
         _print_summary(summary, sender)
+
+
+def _record_arrival(h: Home, identity: Identity, file: str, opened: Opened) -> Arrival:
+    """Place the letter in the ledger and keep its container; a fork is
+    recorded (both letters kept, as evidence), then refused."""
+    from .. import ledger
+    from ..errors import ForkError
+    from ..identity import fingerprint, rfc3339
+    from ..register import LetterRow
+
+    me = identity.fingerprint
+    header = opened.header
+    with h.register() as reg:
+        names = {c.fingerprint: c.name for c in reg.contacts()}
+
+        def name(fp: str) -> str:
+            return names.get(fp, fp[:16])
+
+        arrival = ledger.classify(reg, me, opened.letter_id, opened.sender_fingerprint,
+                                  header.stream, opened.order, name)  # fmt: skip
+        if arrival.kind in ("replay", "completion", "own"):
+            return arrival
+        _keep_container(file, h.archive(opened.envelope_id))
+        private = {"subject": header.subject,
+                   "parts": [p.name for p in opened.manifest.parts[1:]]}  # fmt: skip
+        row = LetterRow(
+            opened.letter_id, opened.envelope_id, "received", header.kind,
+            opened.sender_fingerprint, tuple(fingerprint(r) for r in header.recipients),
+            header.date, header.in_reply_to, header.stream,
+            "forked" if arrival.kind == "fork" else "received",
+            ledger.seal_private(identity, opened.letter_id, private, os.urandom),
+            rfc3339(datetime.now(UTC)),
+        )  # fmt: skip
+        position = arrival.position
+        if position is not None:
+            position = dataclasses.replace(position, block_key=opened.order_key)
+        reg.record_received(row, position, arrival.forks, rfc3339(datetime.now(UTC)))
+    if arrival.kind == "fork":
+        raise ForkError(
+            *arrival.notes,
+            "both letters are kept in your register: 'pouch letters "
+            f"{name(opened.sender_fingerprint)}' lists them; nothing was written",
+        )
+    return arrival
+
+
+def _keep_container(file: str, kept: Path) -> None:
+    """A copy of the container in the archive: a hard link where it can be."""
+    from .._io import copy_durably, fsync_directory
+
+    if kept.exists():
+        return
+    try:
+        os.link(file, kept)
+    except OSError:
+        try:
+            with open(file, "rb") as src:
+                copy_durably(src, kept)
+        except FileExistsError:
+            return
+        except OSError as e:
+            raise FileError(f"cannot keep the letter in {kept}: {e.strerror}") from None
+    fsync_directory(kept.parent)
 
 
 def _custody(file: str, opened: Opened, identity: Identity, h: Home) -> dict[str, Any]:
@@ -378,9 +592,7 @@ def _send_receipt(
     h: Home, identity: Identity, opened: Opened, custody: dict[str, Any], out: str
 ) -> None:
     """Seal a receipt for opened back to its sender (SPEC.md 2.6)."""
-    from datetime import UTC, datetime
-
-    from .. import letters
+    from .. import ledger
     from ..container import short_id
     from ..identity import rfc3339
     from ..receipts import Receipt
@@ -393,16 +605,15 @@ def _send_receipt(
                 "add it with 'pouch contacts add', then open the letter again with --receipt",
             )
         sender = known[0]
-        stream = reg.stream_id(letters.new_stream_id)
-        seq = {sender.fingerprint: reg.next_sequence(sender.fingerprint)}
         accepted = reg.custody_head(opened.envelope_id)
+        # The letter was recorded before this: it counts as received.
+        last = ledger.acknowledgment(reg, identity.fingerprint, sender.fingerprint)
     now = datetime.now(UTC)
-    letter_seq = opened.header.seq.get(identity.fingerprint, 0)
     body = Receipt(
         letter=opened.letter_id,
         envelope=opened.envelope_id,
         sender=opened.sender_fingerprint,
-        seq=letter_seq,
+        seq=opened.order.seq if opened.order else 0,
         recipient=identity.fingerprint,
         signer=identity.fingerprint,
         credential=None,
@@ -410,13 +621,11 @@ def _send_receipt(
         time=rfc3339(now),
         complete=True,
         custody=tuple(custody["problems"]) if custody["links"] else (),
-        # The register issue tracks what was received; until then, this one.
-        last_received=letter_seq,
+        last_received=last.seq if last else 0,
     )
-    with atomic_output(out, replace=False) as dst:
-        sealed = letters.seal(identity, [sender.card], io.BytesIO(body.encode()), dst,
-                              subject="Receipt", in_reply_to=opened.letter_id, stream=stream,
-                              seq=seq, now=now, kind="receipt")  # fmt: skip
+    sealed, _ = _seal_recorded(h, identity, [sender.card], io.BytesIO(body.encode()), [],
+                               out=out, armor=False, job=None, now=now, kind="receipt",
+                               subject="Receipt", in_reply_to=opened.letter_id)  # fmt: skip
     click.echo(
         f"Receipt:     sealed to {sender.name} -> {out}  (envelope {short_id(sealed.envelope_id)})",
         err=True,
@@ -518,13 +727,6 @@ def _summary(
     }
 
 
-def shown(text: str) -> str:
-    """text safe for a terminal: what a sender controls (subject, names)
-    could otherwise carry escape sequences that rewrite the screen, say
-    over the From line, or invisible characters that disguise it."""
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-
-
 _CONTROL = {*range(0, 9), 11, 12, *range(14, 32), 127, *range(0x80, 0xA0)}
 
 
@@ -586,6 +788,11 @@ def _print_summary(s: dict[str, Any], sender: Contact | None) -> None:
         )
         if link["accredited"]:
             err(f"             taker: {link['accredited']}")
+    order = s["order"]
+    if order["seq"] is not None:
+        err(f"Order:       #{order['seq']} of stream {order['stream'][:8]}: {order['arrival']}")
+    for note in order["notes"]:
+        err(f"ORDER WARNING: {note}" if order["arrival"] != "replay" else f"note: replay, {note}")
     if custody["links"]:
         for problem in custody["problems"]:
             err(f"CUSTODY WARNING: {problem}")
@@ -697,11 +904,26 @@ def receipt_command(
             and reg.revocation(c) is None
             for c, _ in reg.credentials()
         )
+        # What this register sent: the receipt must match the letter's
+        # envelope and one of its recipients.
+        sent = reg.letter(r.letter)
     if r.recipient != signer and not by_receiver:
         raise LetterError(
             "the receipt is signed by someone who is neither the recipient nor their "
             "accredited receiver, as far as your register knows"
         )
+    if sent is None or sent.direction != "sent":
+        raise LetterError("the receipt is for a letter this register has no record of sending")
+    if sent.envelope != r.envelope or r.recipient not in sent.recipients:
+        raise LetterError(
+            "the receipt does not match the letter you sent: another envelope, or someone "
+            "it was not addressed to"
+        )
+    # The receipt is a letter from them, with its place in their stream.
+    _record_arrival(h, identity, file, opened)
+    with h.register() as reg:
+        reg.published(opened.letter_id)
+        reg.add_receipt(r.letter, opened.letter_id, "letter", signer, r.time)
     if as_json:
         click.echo(json.dumps({**r.as_json(), "signer_name": names.get(signer)}, indent=2))
         return

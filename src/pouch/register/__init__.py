@@ -10,6 +10,7 @@ leaves either the old or the new state.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from typing import Any
 from ..credentials import Credential, Revocation, Scope
 from ..errors import FileError, UsageError
 from ..identity import Card, fingerprint
+from ..order import Mark
 
 # Each entry migrates the schema from version i to i + 1.
 MIGRATIONS: list[str] = [
@@ -71,6 +73,70 @@ MIGRATIONS: list[str] = [
         head     TEXT NOT NULL,
         seq      INTEGER NOT NULL,
         accepted TEXT NOT NULL
+    );
+    """,
+    # The ledger (issue 5): every letter sent and received, where each
+    # stands in its stream, forks found, receipts. Content (subjects, part
+    # names) is sealed to the owner in `private`; ids, hashes, states are not.
+    # Letters sealed before it carry no order blocks and cannot be opened by
+    # this version: their numbers start again.
+    """
+    CREATE TABLE letters (
+        id          TEXT PRIMARY KEY,
+        envelope    TEXT NOT NULL,
+        direction   TEXT NOT NULL CHECK (direction IN ('sent', 'received')),
+        kind        TEXT NOT NULL CHECK (kind IN ('letter', 'receipt')),
+        sender      TEXT NOT NULL,
+        recipients  TEXT NOT NULL,
+        date        TEXT NOT NULL,
+        in_reply_to TEXT,
+        stream      TEXT NOT NULL,
+        state       TEXT NOT NULL CHECK (state IN ('sealed', 'handed over', 'delivered',
+                                                   'answered', 'received', 'forked')),
+        private     BLOB NOT NULL,
+        recorded    TEXT NOT NULL,
+        published   INTEGER NOT NULL CHECK (published IN (0, 1)),
+        output      TEXT,
+        job         TEXT
+    );
+    CREATE INDEX letters_by_envelope ON letters (envelope);
+    CREATE INDEX letters_by_reply ON letters (in_reply_to);
+    CREATE UNIQUE INDEX letters_by_job ON letters (job) WHERE job IS NOT NULL;
+    CREATE TABLE positions (
+        letter    TEXT NOT NULL REFERENCES letters (id),
+        sender    TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        stream    TEXT NOT NULL,
+        seq       INTEGER NOT NULL CHECK (seq >= 1),
+        prev      TEXT,
+        ack       TEXT,
+        continues TEXT,
+        block_key BLOB,
+        PRIMARY KEY (letter, recipient)
+    );
+    CREATE INDEX positions_by_place ON positions (sender, recipient, stream, seq);
+    CREATE TABLE reservations (
+        stream    TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        seq       INTEGER NOT NULL CHECK (seq >= 1),
+        letter    TEXT REFERENCES letters (id),
+        PRIMARY KEY (stream, recipient, seq)
+    );
+    CREATE TABLE forks (
+        letter TEXT NOT NULL REFERENCES letters (id),
+        other  TEXT NOT NULL REFERENCES letters (id),
+        seq    INTEGER NOT NULL,
+        found  TEXT NOT NULL,
+        PRIMARY KEY (letter, other)
+    );
+    DELETE FROM counters;
+    CREATE TABLE receipts (
+        letter TEXT NOT NULL REFERENCES letters (id),
+        source TEXT NOT NULL,
+        kind   TEXT NOT NULL CHECK (kind IN ('letter', 'custody')),
+        signer TEXT NOT NULL,
+        time   TEXT NOT NULL,
+        PRIMARY KEY (letter, source)
     );
     """,
 ]
@@ -231,22 +297,60 @@ class Register:
             (value,) = db.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()
         return str(value)
 
-    def next_sequence(self, fingerprint: str) -> int:
-        """Reserve, durably, the next sequence number for a correspondent."""
+    def reserve(self, stream: str, recipient: str) -> int:
+        """Reserve, durably, the next sequence number in stream for a
+        correspondent: first step of the crash order for sealing. A number
+        reserved by a run that died before it committed a letter is given
+        out again (no letter ever had it); a committed one never is."""
         with self._transaction() as db:
+            (left,) = db.execute(
+                "SELECT MIN(seq) FROM reservations"
+                " WHERE stream = ? AND recipient = ? AND letter IS NULL",
+                (stream, recipient),
+            ).fetchone()
+            if left is not None:
+                return int(left)
             db.execute(
                 "INSERT INTO counters (fingerprint, next_seq) VALUES (?, 1)"
                 " ON CONFLICT (fingerprint) DO NOTHING",
-                (fingerprint,),
+                (recipient,),
             )
             (seq,) = db.execute(
-                "SELECT next_seq FROM counters WHERE fingerprint = ?", (fingerprint,)
+                "SELECT next_seq FROM counters WHERE fingerprint = ?", (recipient,)
             ).fetchone()
             db.execute(
-                "UPDATE counters SET next_seq = next_seq + 1 WHERE fingerprint = ?",
-                (fingerprint,),
+                "UPDATE counters SET next_seq = next_seq + 1 WHERE fingerprint = ?", (recipient,)
+            )
+            db.execute(
+                "INSERT INTO reservations (stream, recipient, seq) VALUES (?, ?, ?)",
+                (stream, recipient, seq),
             )
         return int(seq)
+
+    def new_stream(self, new: Callable[[], str]) -> tuple[str, str]:
+        """Start a new stream (a restored home, or a second device): its
+        numbers start again at 1, and its letters say where the old one
+        ended. Returns the old and the new stream ids."""
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'stream'").fetchone()
+            old, fresh = (row[0] if row else new()), new()
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('previous_stream', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (old,),
+            )
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('stream', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (fresh,),
+            )
+            db.execute("DELETE FROM counters")
+            db.execute("DELETE FROM reservations WHERE letter IS NULL")
+        return old, fresh
+
+    def previous_stream(self) -> str | None:
+        rows = self._rows("SELECT value FROM meta WHERE key = 'previous_stream'")
+        return str(rows[0][0]) if rows else None
 
     # --- credentials and revocations (issue 4) -------------------------------
 
@@ -336,6 +440,220 @@ class Register:
     def custody_head(self, envelope: str) -> tuple[str, int] | None:
         rows = self._rows("SELECT head, seq FROM custody_heads WHERE envelope = ?", (envelope,))
         return (rows[0][0], int(rows[0][1])) if rows else None
+
+    # --- the ledger (issue 5) ------------------------------------------------
+
+    def record_sent(
+        self, letter: LetterRow, positions: list[Position], output: str | None, job: str | None
+    ) -> None:
+        """Commit a sealed letter: its id takes the numbers reserved for it
+        (second step of the crash order; the output is named after this)."""
+        with self._transaction() as db:
+            self._insert_letter(db, letter, output, job)
+            for p in positions:
+                self._insert_position(db, p)
+                found = db.execute(
+                    "UPDATE reservations SET letter = ? WHERE stream = ? AND recipient = ?"
+                    " AND seq = ? AND letter IS NULL",
+                    (letter.id, p.stream, p.recipient, p.seq),
+                ).rowcount
+                if found != 1:
+                    raise FileError(f"register error: sequence {p.seq} was not reserved")
+
+    def record_received(
+        self, letter: LetterRow, position: Position | None, forks: list[tuple[str, int]], now: str
+    ) -> None:
+        """Record a letter opened, with its position and the letters it
+        forks with (other letter id, sequence number): both kept."""
+        with self._transaction() as db:
+            self._insert_letter(db, letter, None, None)
+            if position is not None:
+                self._insert_position(db, position)
+            for other, seq in forks:
+                db.execute(
+                    "INSERT INTO forks (letter, other, seq, found) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    (letter.id, other, seq, now),
+                )
+
+    def _insert_letter(
+        self, db: sqlite3.Connection, r: LetterRow, output: str | None, job: str | None
+    ) -> None:
+        if r.in_reply_to is not None and r.kind == "letter" and r.state != "forked":
+            # A letter answered (not by a receipt) is one sent or received before.
+            db.execute(
+                "UPDATE letters SET state = 'answered' WHERE id = ? AND state != 'forked'",
+                (r.in_reply_to,),
+            )
+        db.execute(
+            f"INSERT INTO letters ({_LETTER_COLUMNS}, output, job)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (r.id, r.envelope, r.direction, r.kind, r.sender, json.dumps(list(r.recipients)),
+             r.date, r.in_reply_to, r.stream, r.state, r.private, r.recorded, int(r.published),
+             output, job),
+        )  # fmt: skip
+
+    def _insert_position(self, db: sqlite3.Connection, p: Position) -> None:
+        db.execute(
+            f"INSERT INTO positions ({_POSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (p.letter, p.sender, p.recipient, p.stream, p.seq, p.prev, _mark_text(p.ack),
+             _mark_text(p.continues), p.block_key),
+        )  # fmt: skip
+
+    def published(self, letter_id: str) -> None:
+        """The letter's output is named (last step of the crash order)."""
+        with self._transaction() as db:
+            db.execute("UPDATE letters SET published = 1 WHERE id = ?", (letter_id,))
+
+    def sealed_by(self, job: str) -> LetterRow | None:
+        """The letter an earlier run of the same command sealed and
+        committed, its output written or not."""
+        rows = self._rows(f"SELECT {_LETTER_COLUMNS} FROM letters WHERE job = ?", (job,))
+        return _letter(rows[0]) if rows else None
+
+    def letter(self, letter_id: str) -> LetterRow | None:
+        rows = self._rows(f"SELECT {_LETTER_COLUMNS} FROM letters WHERE id = ?", (letter_id,))
+        return _letter(rows[0]) if rows else None
+
+    def letters_by_envelope(self, envelope: str) -> list[LetterRow]:
+        rows = self._rows(
+            f"SELECT {_LETTER_COLUMNS} FROM letters WHERE envelope = ? ORDER BY date, id",
+            (envelope,),
+        )
+        return [_letter(r) for r in rows]
+
+    def all_letters(self) -> list[LetterRow]:
+        rows = self._rows(f"SELECT {_LETTER_COLUMNS} FROM letters ORDER BY date, recorded, id")
+        return [_letter(r) for r in rows]
+
+    def positions(self, sender: str, recipient: str, stream: str | None = None) -> list[Position]:
+        """The positions of letters from sender to recipient (in one stream,
+        or all), by stream and sequence number."""
+        sql = f"SELECT {_POSITION_COLUMNS} FROM positions WHERE sender = ? AND recipient = ?"
+        args: tuple[object, ...] = (sender, recipient)
+        if stream is not None:
+            sql += " AND stream = ?"
+            args += (stream,)
+        return [_position(r) for r in self._rows(sql + " ORDER BY stream, seq, letter", args)]
+
+    def positions_of(self, letter_id: str) -> list[Position]:
+        rows = self._rows(
+            f"SELECT {_POSITION_COLUMNS} FROM positions WHERE letter = ? ORDER BY recipient",
+            (letter_id,),
+        )
+        return [_position(r) for r in rows]
+
+    def all_positions(self) -> list[Position]:
+        rows = self._rows(
+            f"SELECT {_POSITION_COLUMNS} FROM positions ORDER BY sender, recipient, stream, seq"
+        )
+        return [_position(r) for r in rows]
+
+    def forks(self) -> list[tuple[str, str, int, str]]:
+        """(letter, other letter, sequence number, when found)."""
+        rows = self._rows("SELECT letter, other, seq, found FROM forks ORDER BY found, letter")
+        return [(r[0], r[1], int(r[2]), r[3]) for r in rows]
+
+    def reservations(self) -> list[tuple[str, str, int, str | None]]:
+        """(stream, recipient, sequence number, letter id or None)."""
+        rows = self._rows("SELECT stream, recipient, seq, letter FROM reservations")
+        return [(r[0], r[1], int(r[2]), r[3]) for r in rows]
+
+    def advance(self, letter_id: str, state: str) -> None:
+        """Move a sent letter forward: sealed -> handed over -> delivered ->
+        answered; never back."""
+        order = ["sealed", "handed over", "delivered", "answered"]
+        later = order[order.index(state) + 1 :]
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE letters SET state = ? WHERE id = ? AND direction = 'sent'"
+                f" AND state NOT IN ({', '.join('?' * len(later))}, ?)",
+                (state, letter_id, *later, state),
+            )
+
+    def add_receipt(self, letter_id: str, source: str, kind: str, signer: str, time: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO receipts (letter, source, kind, signer, time) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (letter_id, source, kind, signer, time),
+            )
+        self.advance(letter_id, "delivered")
+
+    def receipts(self, letter_id: str) -> list[tuple[str, str, str, str]]:
+        """(source, kind, signer, time) of the receipts for a letter."""
+        rows = self._rows(
+            "SELECT source, kind, signer, time FROM receipts WHERE letter = ? ORDER BY time",
+            (letter_id,),
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def integrity(self) -> list[str]:
+        """SQLite's own checks: the file's structure, and foreign keys."""
+        problems = [str(r[0]) for r in self._rows("PRAGMA integrity_check") if r[0] != "ok"]
+        problems += [
+            f"a {r[0]} row points to a missing {r[2]} row"
+            for r in self._rows("PRAGMA foreign_key_check")
+        ]
+        return problems
+
+
+@dataclass(frozen=True)
+class LetterRow:
+    """A letter in the ledger."""
+
+    id: str
+    envelope: str
+    direction: str  # "sent" or "received"
+    kind: str  # "letter" or "receipt"
+    sender: str  # fingerprints
+    recipients: tuple[str, ...]
+    date: str
+    in_reply_to: str | None
+    stream: str
+    state: str
+    private: bytes  # subject and part names, sealed to the owner (ledger.seal_private)
+    recorded: str
+    published: bool = False
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a letter stands in its sender's stream to one recipient."""
+
+    letter: str
+    sender: str
+    recipient: str
+    stream: str
+    seq: int
+    prev: str | None
+    ack: Mark | None
+    continues: Mark | None
+    block_key: bytes | None = None
+
+
+_LETTER_COLUMNS = (
+    "id, envelope, direction, kind, sender, recipients, date, in_reply_to, stream, state,"
+    " private, recorded, published"
+)
+_POSITION_COLUMNS = "letter, sender, recipient, stream, seq, prev, ack, continues, block_key"
+
+
+def _letter(r: tuple[Any, ...]) -> LetterRow:
+    return LetterRow(r[0], r[1], r[2], r[3], r[4], tuple(json.loads(r[5])), r[6], r[7], r[8],
+                     r[9], r[10], r[11], bool(r[12]))  # fmt: skip
+
+
+def _mark(text: str | None) -> Mark | None:
+    return None if text is None else Mark(**json.loads(text))
+
+
+def _mark_text(mark: Mark | None) -> str | None:
+    return None if mark is None else json.dumps(mark.encode(), sort_keys=True)
+
+
+def _position(r: tuple[Any, ...]) -> Position:
+    return Position(r[0], r[1], r[2], r[3], int(r[4]), r[5], _mark(r[6]), _mark(r[7]), r[8])
 
 
 def _contact(row: tuple[bytes, str, str | None, str | None]) -> Contact:
