@@ -7,6 +7,7 @@ import json
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,15 +36,15 @@ def _seal(home: Path, to: str, out: Path, text: str, *extra: str) -> str:
     return r.err.split("letter    ")[1].split()[0]
 
 
-def _open(home: Path, letter: Path, *extra: str) -> tuple[int, dict[str, object], str]:
+def _open(home: Path, letter: Path, *extra: str) -> tuple[int, dict[str, Any], str]:
     r = pouch("open", letter, "--json", *extra, "--home", home)
     return r.code, (json.loads(r.out) if r.code == 0 else {}), r.err
 
 
-def _letters(home: Path, *name: str) -> dict[str, object]:
+def _letters(home: Path, *name: str) -> dict[str, Any]:
     r = pouch("letters", *name, "--json", "--home", home)
     assert r.code == 0, r.err
-    out: dict[str, object] = json.loads(r.out)
+    out: dict[str, Any] = json.loads(r.out)
     return out
 
 
@@ -52,13 +53,13 @@ def test_in_order_gap_filled_and_replay(desks: dict[str, Path], tmp_path: Path) 
     ids = [_seal(desks["trump"], "Kim Jong-un", p, f"Letter {i}") for i, p in enumerate(sent, 1)]
     code, got, _ = _open(desks["kim"], sent[0])
     assert code == 0 and got["order"]["arrival"] == "in order" and got["order"]["seq"] == 1
-    code, got, err = _open(desks["kim"], sent[2])
+    code, got, _ = _open(desks["kim"], sent[2])
     assert code == 0 and got["order"]["arrival"] == "gap" and got["order"]["missing"] == [2]
     assert got["order"]["notes"] == [
         "letter #2 from Donald J. Trump has not arrived; #3 refers to it"
     ]
     ledger = _letters(desks["kim"], "Donald J. Trump")
-    assert [m["seq"] for m in ledger["missing"]] == [2]  # type: ignore[index]
+    assert [m["seq"] for m in ledger["missing"]] == [2]
     code, got, _ = _open(desks["kim"], sent[1])
     assert code == 0 and got["order"]["arrival"] == "fills a gap"
     assert _letters(desks["kim"])["missing"] == []
@@ -66,7 +67,7 @@ def test_in_order_gap_filled_and_replay(desks: dict[str, Path], tmp_path: Path) 
     code, got, _ = _open(desks["kim"], sent[1])
     assert code == 0 and got["order"]["arrival"] == "replay"
     assert got["order"]["notes"][0].startswith("already recorded")
-    received = [x for x in _letters(desks["kim"])["letters"] if x["direction"] == "received"]  # type: ignore[attr-defined]
+    received = [x for x in _letters(desks["kim"])["letters"] if x["direction"] == "received"]
     assert sorted((x["id"], x["seq"], x["subject"]) for x in received) == sorted([
         (ids[0], 1, "Letter 1"), (ids[1], 2, "Letter 2"), (ids[2], 3, "Letter 3")
     ])  # fmt: skip
@@ -90,9 +91,9 @@ def test_a_fork_is_loud_and_both_letters_are_kept(desks: dict[str, Path], tmp_pa
     assert r.code == 14 and "FORK" in r.err and "#2" in r.err
     assert sorted(p.name for p in inbox.iterdir()) == before  # nothing written
     ledger = _letters(desks["kim"])
-    assert ledger["forks"][0]["seq"] == 2  # type: ignore[index]
-    assert {ledger["forks"][0]["letter"], ledger["forks"][0]["other"]} == {a, b}  # type: ignore[index]
-    states = {x["id"]: x["state"] for x in ledger["letters"]}  # type: ignore[attr-defined]
+    assert ledger["forks"][0]["seq"] == 2
+    assert {ledger["forks"][0]["letter"], ledger["forks"][0]["other"]} == {a, b}
+    states = {x["id"]: x["state"] for x in ledger["letters"]}
     assert states[a] == "received" and states[b] == "forked"
     archive = desks["kim"] / "archive"
     assert len(list(archive.iterdir())) == 3  # both #2s kept as evidence
@@ -179,19 +180,19 @@ def test_threads_states_and_receipts(desks: dict[str, Path], tmp_path: Path) -> 
     cancel = _seal(trump, "Kim Jong-un", tmp_path / "cancel.pouch", "Cancelling Singapore")
     assert pouch("handover", tmp_path / "cancel.pouch", "--to", "Kim Jong-un",
                  "--home", trump).code == 0  # fmt: skip
-    state = {x["id"]: x["state"] for x in _letters(trump)["letters"]}  # type: ignore[attr-defined]
+    state = {x["id"]: x["state"] for x in _letters(trump)["letters"]}
     assert state[cancel] == "handed over"
     r = pouch("open", tmp_path / "cancel.pouch", "--receipt", tmp_path / "receipt.pouch",
               "--home", kim)  # fmt: skip
     assert r.code == 0, r.err
     assert pouch("receipt", tmp_path / "receipt.pouch", "--home", trump).code == 0
-    state = {x["id"]: x["state"] for x in _letters(trump)["letters"]}  # type: ignore[attr-defined]
+    state = {x["id"]: x["state"] for x in _letters(trump)["letters"]}
     assert state[cancel] == "delivered"
     reply = _seal(kim, "Donald J. Trump", tmp_path / "reply.pouch", "Ready to meet",
                   "--reply-to", cancel)  # fmt: skip
     assert _open(trump, tmp_path / "reply.pouch")[0] == 0
     letters = _letters(trump)["letters"]
-    state = {x["id"]: x["state"] for x in letters}  # type: ignore[attr-defined]
+    state = {x["id"]: x["state"] for x in letters}
     assert state[cancel] == "answered"
     r = pouch("thread", reply[:12], "--json", "--home", trump)
     assert r.code == 0, r.err
@@ -201,7 +202,7 @@ def test_threads_states_and_receipts(desks: dict[str, Path], tmp_path: Path) -> 
     assert {(x["kind"], x["depth"]) for x in thread[1:]} == {("receipt", 1), ("letter", 1)}
     assert reply in {x["id"] for x in thread}
     # The receipt is a letter in Kim's stream to Trump: #1, and the reply #2.
-    received = [x for x in letters if x["direction"] == "received"]  # type: ignore[attr-defined]
+    received = [x for x in letters if x["direction"] == "received"]
     assert [(x["kind"], x["seq"]) for x in received] == [("receipt", 1), ("letter", 2)]
     text = pouch("letters", "--home", trump).out.decode()
     assert "Cancelling Singapore" in text and "in reply to" in text
