@@ -200,7 +200,7 @@ def play(demo: Demo) -> None:
     cancel_id = r.stderr.decode().split("letter    ")[1].split()[0]
     info = json.loads(demo.run([POUCH, "inspect", "cancel.pouch", "--json"]).stdout)
     say(f"   a carrier sees: envelope {info['envelope_id'][:12]}, {info['size']:,} bytes, "
-        f"{info['stanzas']} {info['stanza_types'][0]} stanza; no names, no subject")  # fmt: skip
+        f"{info['stanzas']} {info['stanza_types'][0]} stanzas; no names, no subject")  # fmt: skip
 
     step("4. Kim opens it: every signature verified, addressed to him, from a verified contact")
     r = demo.run([POUCH, "open", "cancel.pouch"], "kim")

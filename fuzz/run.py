@@ -24,6 +24,7 @@ TARGETS = [
     "fuzz_letter",
     "fuzz_container",
     "fuzz_statements",
+    "fuzz_ledger",
 ]
 
 

@@ -238,3 +238,91 @@ def test_content_is_sealed_in_the_register(desks: dict[str, Path], tmp_path: Pat
     wal = desks["trump"] / "register.db-wal"
     raw += wal.read_bytes() if wal.exists() else b""
     assert b"Top secret" not in raw
+
+
+def test_a_transcript_is_checked_offline_by_a_third_party(
+    desks: dict[str, Path], tmp_path: Path
+) -> None:
+    import io
+    import tarfile
+
+    from pouch import transcript
+
+    trump, kim = desks["trump"], desks["kim"]
+    cancel = _seal(trump, "Kim Jong-un", tmp_path / "cancel.pouch", "Cancelling Singapore")
+    assert pouch("handover", tmp_path / "cancel.pouch", "--to", "Kim Jong-un",
+                 "--home", trump).code == 0  # fmt: skip
+    assert pouch("accept", tmp_path / "cancel.pouch", "--home", kim).code == 0
+    assert _open(kim, tmp_path / "cancel.pouch")[0] == 0
+    _seal(kim, "Donald J. Trump", tmp_path / "reply.pouch", "Ready to meet", "--reply-to", cancel)
+    assert _open(trump, tmp_path / "reply.pouch")[0] == 0
+    _seal(trump, "Kim Jong-un", tmp_path / "third.pouch", "Hanoi")
+    assert _open(kim, tmp_path / "third.pouch")[0] == 0
+
+    bundle = tmp_path / "transcript.tar"
+    r = pouch("transcript", "export", "Kim Jong-un", "-o", bundle, "--decrypted", "--home", trump)
+    assert r.code == 0, r.err
+    cards = ["--card", tmp_path / "trump.card", "--card", tmp_path / "kim.card"]
+    r = pouch("transcript", "verify", bundle, *cards, "--json")
+    assert r.code == 0, r.out
+    report = json.loads(r.out)
+    assert report["ok"] and report["letters"] == report["verified"] == 3
+    text = pouch("transcript", "verify", bundle, *cards).out.decode()
+    assert "Donald J. Trump -> Kim Jong-un  #2" in text and "Transcript verifies" in text
+
+    # Sealed, the same correspondence cannot be checked by a third party.
+    sealed = tmp_path / "sealed.tar"
+    assert pouch("transcript", "export", "Kim Jong-un", "-o", sealed, "--home", trump).code == 0
+    r = pouch("transcript", "verify", sealed, *cards)
+    assert r.code == 11 and "not disclosed" in r.out.decode()
+    # Against someone else's card.
+    pouch("init", "--name", "Moon Jae-in", "--no-passphrase", "--home", tmp_path / "moon")
+    pouch("card", "-o", tmp_path / "moon.card", "--home", tmp_path / "moon")
+    r = pouch("transcript", "verify", bundle, "--card", tmp_path / "trump.card",
+              "--card", tmp_path / "moon.card")  # fmt: skip
+    assert r.code == 11 and "other parties" in r.out.decode()
+
+    def rewritten(name: str, change: Any) -> Path:
+        """The transcript with its manifest and containers changed."""
+        with tarfile.open(bundle) as tar:
+            m = transcript._manifest(tar)
+            files = {e.letter: tar.extractfile(e.member).read() for e in m["letters"]}  # type: ignore[union-attr]
+        entries, files = change(m["letters"], files)
+        out = tmp_path / name
+        with open(out, "wb") as f:
+            transcript.write(f, m["parties"], m["exported"], entries,
+                             [io.BytesIO(files[e.letter]) for e in entries])  # fmt: skip
+        return out
+
+    # A letter withheld: the gap shows.
+    second = rewritten("withheld.tar", lambda es, fs: (es[1:], fs))
+    r = pouch("transcript", "verify", second, *cards)
+    assert r.code == 11 and "letter #1 is not in the transcript" in r.out.decode()
+
+    # One byte changed in a letter's ciphertext.
+    def flip(es: list[Any], fs: dict[str, bytes]) -> tuple[list[Any], dict[str, bytes]]:
+        data = bytearray(fs[es[0].letter])
+        data[container_header_size() + 300] ^= 1
+        return es, {**fs, es[0].letter: bytes(data)}
+
+    r = pouch("transcript", "verify", rewritten("flipped.tar", flip), *cards)
+    assert r.code == 11 and f"letter {cancel[:12]}" in r.out.decode()
+
+    # A disclosed key that is not the letter's.
+    def wrong_key(es: list[Any], fs: dict[str, bytes]) -> tuple[list[Any], dict[str, bytes]]:
+        from dataclasses import replace
+
+        return [replace(es[0], file_key=bytes(16)), *es[1:]], fs
+
+    r = pouch("transcript", "verify", rewritten("wrongkey.tar", wrong_key), *cards)
+    assert r.code == 11 and "header MAC" in r.out.decode()
+    # Not a transcript at all.
+    (tmp_path / "junk.tar").write_bytes(b"junk" * 300)
+    r = pouch("transcript", "verify", tmp_path / "junk.tar", *cards)
+    assert r.code == 11 and "not a pouch transcript" in r.err
+
+
+def container_header_size() -> int:
+    from pouch import container
+
+    return container.HEADER.size

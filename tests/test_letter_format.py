@@ -8,9 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pouch import container
-from pouch.errors import PouchError
-from pouch.identity import fingerprint
+from pouch.errors import LetterError, PouchError
+from pouch.identity import Identity, fingerprint
 from pouch.letter import PREAMBLE, LetterHeader, LetterReader
+from pouch.order import Block, Mark
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KEY = st.binary(min_size=32, max_size=32)
@@ -140,3 +141,59 @@ def test_a_complete_oversized_record_is_damage_not_a_tear() -> None:
         raise AssertionError("an oversized record was accepted")
     # cut short, the same record is a torn append
     assert container.parse(io.BytesIO(data[:-1])).torn
+
+
+CARDS = [
+    Identity.generate("A", rand=lambda k: b"A" * k).card(),
+    Identity.generate("B", rand=lambda k: b"B" * k).card(),
+]
+BLOCKS = st.builds(
+    Block,
+    seq=st.integers(1, 2**53 - 1),
+    prev=st.none() | HEX64,
+    ack=st.none()
+    | st.builds(
+        Mark,
+        st.text("0123456789abcdef", min_size=32, max_size=32),
+        st.integers(1, 1000),
+        st.none() | HEX64,
+    ),
+    continues=st.none(),
+).filter(lambda b: (b.seq == 1) == (b.prev is None))
+
+
+@SETTINGS
+@given(BLOCKS, st.binary(max_size=8), st.integers(0, 200))
+def test_order_blocks_round_trip_and_mutants_fail_cleanly(
+    block: Block, junk: bytes, at: int
+) -> None:
+    data = block.encode()
+    assert Block.decode(data) == block
+    mutated = data[:at] + junk + data[at + len(junk) :]
+    try:
+        Block.decode(mutated)
+    except LetterError:
+        pass
+
+
+@SETTINGS
+@given(st.binary(max_size=2000))
+def test_the_transcript_reader_raises_only_pouch_errors(data: bytes) -> None:
+    from pouch import transcript
+
+    for raw in (data, _tar_with(data)):
+        try:
+            transcript.verify(io.BytesIO(raw), CARDS)
+        except PouchError:
+            pass
+
+
+def _tar_with(manifest: bytes) -> bytes:
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo("pouch-transcript.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    return out.getvalue()

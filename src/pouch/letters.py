@@ -353,6 +353,41 @@ def _open_stream(identity: Identity, c: container.Container, sink: PartSink) -> 
     )  # fmt: skip
 
 
+def verify_disclosed(source: str | os.PathLike[str] | BinaryIO, file_key: bytes) -> Opened:
+    """Verify the letter in source with its disclosed file key, as a third
+    party does with a transcript: the header MAC (so the key is this file's),
+    every segment's signature, the manifest, the envelope binding and the
+    stanzas; no identity, nothing kept. Not addressed to the verifier, so
+    order blocks are not opened here (their keys are disclosed apart)."""
+    c = container.load(source)
+    with c.src:
+        envelope = blake3.blake3()
+
+        def tap(block: memoryview) -> None:
+            envelope.update(block)
+
+        d = age.Decryptor(c.age_stream(tap=tap), [age.DisclosedKey(file_key)])
+        reader = LetterReader(io.BufferedReader(d.reader(), buffer_size=1 << 20))
+        if reader.header.envelope != envelope_binding(d.header, d.nonce):
+            raise LetterError(
+                "the letter was moved into another envelope: its header names another"
+            )
+        for _ in reader.data():
+            pass
+        _check_stanzas(reader.header, d)
+    assert reader.manifest is not None and reader.letter_id is not None
+    return Opened(reader.header, reader.manifest, reader.letter_id, envelope.hexdigest(),
+                  len(d.stanzas), c.torn, None, None)  # fmt: skip
+
+
+def disclose(identity: Identity, source: str | os.PathLike[str] | BinaryIO) -> bytes:
+    """The file key of a letter identity can open (received, or its own
+    copy of one it sent), to disclose in a transcript."""
+    c = container.load(source)
+    with c.src:
+        return age.Decryptor(c.age_stream(), [identity.pq, identity.x25519]).disclose()
+
+
 def _open_parallel(
     identity: Identity, c: container.Container, sink: PartSink, jobs: int
 ) -> tuple[Opened | None, dict[int, BinaryIO | None]]:

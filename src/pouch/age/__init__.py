@@ -40,6 +40,7 @@ from ..errors import (
     FileError,
     HeaderError,
     HeaderMacError,
+    KeyFormatError,
     NoIdentityMatchError,
     UsageError,
 )
@@ -63,6 +64,7 @@ from .x25519 import X25519Identity, X25519Recipient
 
 __all__ = [
     "Decryptor",
+    "DisclosedKey",
     "Encryptor",
     "HybridIdentity",
     "HybridRecipient",
@@ -262,6 +264,14 @@ class Decryptor:
             raise HeaderError("file truncated: the payload nonce is missing")
         self._aead = payload_aead(file_key, self.nonce)
         self._src = src
+        self._file_key = file_key
+
+    def disclose(self) -> bytes:
+        """The file key: whoever gets it can read this one file, and nothing
+        else (a transcript discloses it so that a third party can verify a
+        letter). With it as an identity (DisclosedKey), the header's MAC
+        proves it is this file's key."""
+        return self._file_key
 
     def reader(self) -> DecryptingReader:
         return DecryptingReader(self._aead, self._src)
@@ -272,6 +282,20 @@ class Decryptor:
         out of order, on several cores (chunk i with _stream.chunk_nonce).
         Such a caller must check every chunk's tag, as open_chunk does."""
         return self._aead
+
+
+class DisclosedKey:
+    """A file key disclosed by a recipient (Decryptor.disclose), used as an
+    identity: it unwraps every header; the header's MAC then says whether
+    it is that file's key."""
+
+    def __init__(self, file_key: bytes) -> None:
+        if len(file_key) != FILE_KEY_SIZE:
+            raise KeyFormatError("a disclosed file key is 16 bytes")
+        self._key = file_key
+
+    def unwrap(self, stanzas: Sequence[Stanza]) -> bytes | None:
+        return self._key
 
 
 def _copy(read: Callable[[int], bytes | None], write: Callable[[bytes], object]) -> None:

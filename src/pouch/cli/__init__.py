@@ -56,6 +56,7 @@ _COMMANDS = {
     "thread": "_ledger",
     "db": "_ledger",
     "restore": "_ledger",
+    "transcript": "_ledger",
 }
 
 
