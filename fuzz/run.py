@@ -38,6 +38,7 @@ def seed(corpus: Path) -> None:
             *VECTORS.glob("letters/*.pouch"),
             *VECTORS.glob("statements/*.json"),
             *VECTORS.glob("statements/*.receipt"),
+            *VECTORS.glob("letters/*.tar"),
         ]
     ):
         (corpus / vector.name).write_bytes(vector.read_bytes()[:20000])

@@ -106,3 +106,13 @@ def test_letter_vectors_are_the_generator_output_and_open() -> None:
         expected["envelope_id"],
     )
     assert parts[0].getvalue().startswith(b"Dear Mr. Chairman")
+    assert opened.order is not None and opened.order_key is not None
+    assert opened.order.encode().decode() == expected["order_block"]
+    assert opened.order_key.hex() == expected["order_block_key"]
+    # The transcript of it verifies against the two cards, and only them.
+    from pouch import transcript
+
+    cards = [vector_identity(n).card() for n in ("Kim Jong-un", "Donald J. Trump")]
+    with open(LETTERS / "transcript_kim_trump.tar", "rb") as f:
+        report = transcript.verify(f, cards)
+    assert report.problems == [] and report.verified == 1

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import blake3
 
-from pouch import _canonical, age, container, letters
+from pouch import _canonical, age, container, letters, transcript
 from pouch.age.armor import armor
 from pouch.identity import Identity
 from pouch.order import first
@@ -191,10 +191,24 @@ def letter_vectors() -> list[tuple[str, bytes]]:
         now=SUMMIT,
         rand=stream_rand("letter trump to kim"),
     )
-    ids = _canonical.dumps(
-        {"letter_id": sealed.letter_id, "envelope_id": sealed.envelope_id, "opener": "Kim Jong-un"}
-    )
-    return [("trump_to_kim.pouch", out.getvalue()), ("trump_to_kim.json", ids + b"\n")]
+    block_key = sealed.block_keys[kim.fingerprint]
+    ids = _canonical.dumps({
+        "letter_id": sealed.letter_id, "envelope_id": sealed.envelope_id, "opener": "Kim Jong-un",
+        "order_block": first([kim.fingerprint])[kim.fingerprint].encode().decode(),
+        "order_block_key": block_key.hex(),
+    })  # fmt: skip
+    # Kim's transcript of it, with its keys disclosed (SPEC.md 6).
+    bundle = io.BytesIO()
+    file_key = letters.disclose(kim, io.BytesIO(out.getvalue()))
+    entry = transcript.Entry(sealed.letter_id, sealed.envelope_id, file_key,
+                             {kim.fingerprint: block_key})  # fmt: skip
+    transcript.write(bundle, [kim.fingerprint, trump.fingerprint], "2019-01-14T00:00:00Z",
+                     [entry], [io.BytesIO(out.getvalue())])  # fmt: skip
+    return [
+        ("trump_to_kim.pouch", out.getvalue()),
+        ("trump_to_kim.json", ids + b"\n"),
+        ("transcript_kim_trump.tar", bundle.getvalue()),
+    ]
 
 
 def main() -> None:
