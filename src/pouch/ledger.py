@@ -72,24 +72,17 @@ def open_private(identity: Identity, letter_id: str, blob: bytes) -> dict[str, o
 # --- sealing -------------------------------------------------------------------
 
 
-def in_order(positions: Sequence[Position]) -> Position | None:
-    """The last of positions (one stream) received with none missing before
-    it: what an acknowledgment names."""
-    last = None
-    expected = positions[0].seq if positions else 1
-    for p in sorted(positions, key=lambda p: p.seq):
-        if p.seq > expected:
-            break
-        if p.seq == expected:
-            last, expected = p, expected + 1
-    return last
-
-
-def latest_stream(reg: Register, sender: str, recipient: str) -> str | None:
-    """The stream of the letter from sender to recipient recorded last."""
-    letters = [reg.letter(p.letter) for p in reg.positions(sender, recipient)]
-    known = [row for row in letters if row is not None and row.state != "forked"]
-    return max(known, key=lambda row: (row.recorded, row.date)).stream if known else None
+def in_order(reg: Register, sender: str, recipient: str, stream: str) -> Mark | None:
+    """The last letter of a stream received with none missing before it:
+    what an acknowledgment names."""
+    count, top = reg.kept_count(sender, recipient, stream, 2**62)
+    if count != top:  # a gap: the last number before the first one missing
+        seqs = reg.kept_seqs(sender, recipient, stream)
+        top = next((n for n, held in enumerate(seqs, 1) if held != n), len(seqs) + 1) - 1
+    if top == 0:
+        return None
+    found = reg.kept_at(sender, recipient, stream, [top])
+    return Mark(stream, top, found[0].letter) if found else None
 
 
 def acknowledgment(reg: Register, me: str, them: str) -> Mark | None:
@@ -99,28 +92,16 @@ def acknowledgment(reg: Register, me: str, them: str) -> Mark | None:
     letters I hold of it (they lost state: an overlap), I acknowledge the
     older stream instead, so that they learn where it really ended and
     heal the overlap in their next letter."""
-    stream = latest_stream(reg, them, me)
+    stream = reg.latest_stream(them, me)
     if stream is None:
         return None
-    held = [p for p in reg.positions(them, me, stream) if _kept(reg, p)]
-    latest = max(held, key=lambda p: p.seq, default=None)
-    old = latest.continues if latest else None
+    latest = reg.kept_at(them, me, stream, [reg.kept_max(them, me, stream)])
+    old = latest[0].continues if latest else None
     if old is not None and old.stream != stream:
-        older = in_order([p for p in reg.positions(them, me, old.stream) if _kept(reg, p)])
+        older = in_order(reg, them, me, old.stream)
         if older is not None and older.seq > old.seq:
-            return Mark(old.stream, older.seq, older.letter)
-    last = in_order(held)
-    return Mark(stream, last.seq, last.letter) if last else None
-
-
-def _kept(reg: Register, p: Position) -> bool:
-    row = reg.letter(p.letter)
-    return row is not None and row.state != "forked"
-
-
-def _acks_of(reg: Register, me: str, them: str, stream: str) -> list[Mark]:
-    """What they acknowledged of my stream, in every letter they sent me."""
-    return [p.ack for p in reg.positions(them, me) if p.ack is not None and p.ack.stream == stream]
+            return older
+    return in_order(reg, them, me, stream)
 
 
 def blocks_for(reg: Register, me: str, recipients: Sequence[str], stream: str) -> dict[str, Block]:
@@ -133,9 +114,8 @@ def blocks_for(reg: Register, me: str, recipients: Sequence[str], stream: str) -
     previous = reg.previous_stream()
     blocks = {}
     for them in recipients:
-        sent = reg.positions(me, them, stream)
-        last = max((p.seq for p in sent), default=0)
-        claimed = max((m.seq for m in _acks_of(reg, me, them, stream)), default=0)
+        last = reg.kept_max(me, them, stream)
+        claimed = reg.max_ack(them, me, stream)
         if claimed > last:
             raise BehindError(
                 f"{them[:16]} acknowledges your letter #{claimed} of this stream, but this "
@@ -144,12 +124,13 @@ def blocks_for(reg: Register, me: str, recipients: Sequence[str], stream: str) -
                 "one ended",
             )
         seq = reg.reserve(stream, them)
-        prev = next((p.letter for p in sent if p.seq == seq - 1), None)
-        if seq > 1 and prev is None:
+        before = reg.kept_at(me, them, stream, [seq - 1]) if seq > 1 else []
+        if seq > 1 and not before:
             raise FileError(
                 f"register error: letter #{seq - 1} to {them[:16]} is not recorded",
                 "run 'pouch db check'",
             )
+        prev = before[0].letter if before else None
         blocks[them] = Block(seq, prev, acknowledgment(reg, me, them), _continues(
             reg, me, them, previous))  # fmt: skip
     return blocks
@@ -161,8 +142,11 @@ def _continues(reg: Register, me: str, them: str, previous: str | None) -> Mark 
     after the backup I was restored from)."""
     if previous is None:
         return None
-    marks = [Mark(previous, p.seq, p.letter) for p in reg.positions(me, them, previous)]
-    marks += _acks_of(reg, me, them, previous)
+    top = reg.kept_max(me, them, previous)
+    mine = reg.kept_at(me, them, previous, [top]) if top else []
+    marks = [Mark(previous, top, mine[0].letter)] if mine else []
+    acked = reg.best_ack(them, me, previous)
+    marks += [acked] if acked else []
     return max(marks, key=lambda m: m.seq) if marks else None
 
 
@@ -201,8 +185,8 @@ def classify(
     who = name(sender)
     pos = Position(letter_id, sender, me, stream, block.seq, block.prev, block.ack,
                    block.continues, None)  # fmt: skip
-    held = [p for p in reg.positions(sender, me, stream) if _kept(reg, p)]
-    by_seq = {p.seq: p for p in held}
+    near = reg.kept_at(sender, me, stream, [block.seq - 1, block.seq, block.seq + 1])
+    by_seq = {p.seq: p for p in near}
     arrival = Arrival("in order", pos)
     other = by_seq.get(block.seq)
     if other is not None:
@@ -221,15 +205,21 @@ def classify(
         )
         return arrival
     # Numbers run from 1 in every stream, to every recipient.
-    missing_before = [n for n in range(1, block.seq) if n not in by_seq]
-    if any(n > block.seq for n in by_seq):
+    count, _ = reg.kept_count(sender, me, stream, block.seq)
+    missing_before: list[int] = []
+    if count < block.seq - 1:
+        held = set(reg.kept_seqs(sender, me, stream, below=block.seq))
+        missing_before = [n for n in range(1, block.seq) if n not in held]
+    if reg.kept_max(sender, me, stream) > block.seq:
         arrival.kind = "fills a gap"
     elif missing_before:
         arrival.kind = "gap"
     arrival.missing = missing_before
-    for n in missing_before:
+    for n in missing_before[:10]:
         refers = " refers to it" if n == block.seq - 1 else " came after it"
         arrival.notes.append(f"letter #{n} from {who} has not arrived; #{block.seq}{refers}")
+    if len(missing_before) > 10:
+        arrival.notes.append(f"... and {len(missing_before) - 10} more letters from {who}")
     arrival.notes += _overlaps(reg, me, sender, stream, block, who)
     arrival.notes += _check_ack(reg, me, sender, block, who)
     return arrival
@@ -242,20 +232,24 @@ def _overlaps(
     stream continues from (it lost state). None once a letter continues
     from past them."""
     notes = []
-    for other in {p.stream for p in reg.positions(sender, me)} - {stream}:
-        held = [p.seq for p in reg.positions(sender, me, other)]
-        since = block.continues.seq if block.continues and block.continues.stream == other else 0
-        past = sorted(n for n in held if n > since)
-        if past and not (block.continues and block.continues.stream == other):
+    for other in reg.streams(sender, me):
+        if other == stream:
+            continue
+        top = reg.kept_max(sender, me, other)
+        continues = block.continues if block.continues and block.continues.stream == other else None
+        since = continues.seq if continues else 0
+        if top <= since:
+            continue
+        first = min(n for n in reg.kept_seqs(sender, me, other) if n > since)
+        if continues is None:
             notes.append(
                 f"OVERLAP: {who} writes in a new stream without saying it continues the one "
-                f"whose letters #{past[0]} to #{past[-1]} you hold (a second device, or lost "
-                "state)"
+                f"whose letters #{first} to #{top} you hold (a second device, or lost state)"
             )
-        elif past:
+        else:
             notes.append(
                 f"OVERLAP: {who}'s new stream continues from #{since} of their old one, but you "
-                f"hold #{past[0]} to #{past[-1]} of it too: they lost state after sending those. "
+                f"hold #{first} to #{top} of it too: they lost state after sending those. "
                 "A later letter that continues from past them heals this."
             )
     return notes
@@ -266,16 +260,15 @@ def _check_ack(reg: Register, me: str, sender: str, block: Block, who: str) -> l
     ack = block.ack
     if ack is None:
         return []
-    mine = {(p.stream, p.seq): p.letter for p in reg.positions(me, sender)}
-    sent = mine.get((ack.stream, ack.seq))
-    if sent is None and ack.stream == reg.previous_stream():
+    found = reg.kept_at(me, sender, ack.stream, [ack.seq])
+    if not found and ack.stream == reg.previous_stream():
         return []  # a letter sent after the backup this home was restored from
-    if sent is None:
+    if not found:
         return [f"ACKNOWLEDGMENT: {who} says they received your letter #{ack.seq}, which you "
                 "never sent them"]  # fmt: skip
-    if ack.letter is not None and ack.letter != sent:
+    if ack.letter is not None and ack.letter not in {p.letter for p in found}:
         return [f"ACKNOWLEDGMENT: {who} says your letter #{ack.seq} was {ack.letter[:16]}; you "
-                f"sent {sent[:16]}"]  # fmt: skip
+                f"sent {found[0].letter[:16]}"]  # fmt: skip
     return []
 
 
@@ -309,8 +302,12 @@ def check(reg: Register) -> list[str]:
                 if (p.letter, before[0].letter) not in forked:
                     problems.append(f"letter {p.letter[:16]} names another previous letter than "
                                     "the one recorded, with no fork recorded")  # fmt: skip
+    by_letter: dict[str, list[Position]] = {}
+    for ps in places.values():
+        for p in ps:
+            by_letter.setdefault(p.letter, []).append(p)
     for row in letters.values():
-        mine = [p for ps in places.values() for p in ps if p.letter == row.id]
+        mine = by_letter.get(row.id, [])
         if row.direction == "sent" and row.kind in ("letter", "receipt"):
             if {p.recipient for p in mine} != set(row.recipients):
                 problems.append(f"sent letter {row.id[:16]} lacks the position of a recipient")
@@ -319,11 +316,10 @@ def check(reg: Register) -> list[str]:
         if row.direction == "received" and row.state not in ("received", "answered", "forked"):
             problems.append(f"received letter {row.id[:16]} is in state {row.state!r}")
     for stream, recipient, seq, letter in reg.reservations():
-        if letter is not None and letter not in letters:
-            problems.append(f"reservation #{seq} to {recipient[:16]} names an unknown letter")
-        if letter is not None:
-            ps = places.get((letters[letter].sender, recipient, stream, seq), []) if letter in \
-                letters else []  # fmt: skip
-            if letter not in {p.letter for p in ps}:
-                problems.append(f"reservation #{seq} to {recipient[:16]} does not match its letter")
+        if letter is None:
+            continue  # reserved by a run that died: given out again
+        owner = letters.get(letter)
+        held = places.get((owner.sender, recipient, stream, seq), []) if owner else []
+        if letter not in {p.letter for p in held}:
+            problems.append(f"reservation #{seq} to {recipient[:16]} does not match its letter")
     return problems

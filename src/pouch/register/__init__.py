@@ -536,6 +536,73 @@ class Register:
             args += (stream,)
         return [_position(r) for r in self._rows(sql + " ORDER BY stream, seq, letter", args)]
 
+    # Targeted queries: opening and sealing stay fast with 10,000s of letters.
+    # "Kept" positions are those of letters not recorded as forked.
+
+    def kept_at(self, sender: str, recipient: str, stream: str, seqs: list[int]) -> list[Position]:
+        columns = ", ".join("p." + c for c in _POSITION_COLUMNS.split(", "))
+        rows = self._rows(
+            f"SELECT {columns}{_KEPT} AND p.seq IN ({', '.join('?' * len(seqs))})",
+            (sender, recipient, stream, *seqs),
+        )
+        return [_position(r) for r in rows]
+
+    def kept_seqs(
+        self, sender: str, recipient: str, stream: str, below: int | None = None
+    ) -> list[int]:
+        sql = f"SELECT DISTINCT p.seq{_KEPT}"
+        args: tuple[object, ...] = (sender, recipient, stream)
+        if below is not None:
+            sql += " AND p.seq < ?"
+            args += (below,)
+        return [int(r[0]) for r in self._rows(sql + " ORDER BY p.seq", args)]
+
+    def kept_count(self, sender: str, recipient: str, stream: str, below: int) -> tuple[int, int]:
+        """How many numbers below `below` are held, and the highest held."""
+        row = self._rows(
+            f"SELECT COUNT(DISTINCT p.seq), COALESCE(MAX(p.seq), 0){_KEPT} AND p.seq < ?",
+            (sender, recipient, stream, below),
+        )[0]
+        return int(row[0]), int(row[1])
+
+    def kept_max(self, sender: str, recipient: str, stream: str) -> int:
+        return self.kept_count(sender, recipient, stream, 2**62)[1]
+
+    def streams(self, sender: str, recipient: str) -> list[str]:
+        rows = self._rows(
+            "SELECT DISTINCT stream FROM positions WHERE sender = ? AND recipient = ?",
+            (sender, recipient),
+        )
+        return sorted(str(r[0]) for r in rows)
+
+    def latest_stream(self, sender: str, recipient: str) -> str | None:
+        """The stream of the letter from sender to recipient recorded last."""
+        rows = self._rows(
+            "SELECT p.stream FROM positions p JOIN letters l ON l.id = p.letter"
+            " WHERE l.state != 'forked' AND p.sender = ? AND p.recipient = ?"
+            " ORDER BY l.recorded DESC, l.date DESC, p.seq DESC LIMIT 1",
+            (sender, recipient),
+        )
+        return str(rows[0][0]) if rows else None
+
+    def max_ack(self, acker: str, acked: str, stream: str) -> int:
+        """The highest number of acked's stream that acker acknowledged."""
+        rows = self._rows(
+            "SELECT COALESCE(MAX(json_extract(ack, '$.seq')), 0) FROM positions"
+            " WHERE sender = ? AND recipient = ? AND json_extract(ack, '$.stream') = ?",
+            (acker, acked, stream),
+        )
+        return int(rows[0][0])
+
+    def best_ack(self, acker: str, acked: str, stream: str) -> Mark | None:
+        rows = self._rows(
+            "SELECT ack FROM positions WHERE sender = ? AND recipient = ?"
+            " AND json_extract(ack, '$.stream') = ?"
+            " ORDER BY json_extract(ack, '$.seq') DESC LIMIT 1",
+            (acker, acked, stream),
+        )
+        return _mark(rows[0][0]) if rows else None
+
     def positions_of(self, letter_id: str) -> list[Position]:
         rows = self._rows(
             f"SELECT {_POSITION_COLUMNS} FROM positions WHERE letter = ? ORDER BY recipient",
@@ -637,6 +704,11 @@ _LETTER_COLUMNS = (
     " private, recorded, published"
 )
 _POSITION_COLUMNS = "letter, sender, recipient, stream, seq, prev, ack, continues, block_key"
+# Positions "kept": those of letters not recorded as forked.
+_KEPT = (
+    " FROM positions p JOIN letters l ON l.id = p.letter WHERE l.state != 'forked'"
+    " AND p.sender = ? AND p.recipient = ? AND p.stream = ?"
+)
 
 
 def _letter(r: tuple[Any, ...]) -> LetterRow:
