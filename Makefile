@@ -53,6 +53,7 @@ bench: $(VENV)/.installed age-cli bytecode
 	$(BIN)/python bench/bench_age.py
 	$(BIN)/python bench/bench_letters.py
 	$(BIN)/python bench/bench_custody.py
+	$(BIN)/python bench/bench_ledger.py
 
 # 500 SIGKILL trials of seal and open (make test runs 50).
 soak: $(VENV)/.test-installed

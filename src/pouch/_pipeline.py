@@ -77,11 +77,14 @@ class BufferRing:
     """
 
     def __init__(self, count: int, size: int) -> None:
-        self._free: deque[tuple[bytearray, Future[Any] | None]] = deque(
-            (bytearray(size), None) for _ in range(count)
-        )
+        # Made when first needed: a small letter uses one or two.
+        self._free: deque[tuple[bytearray, Future[Any] | None]] = deque()
+        self._unmade, self._size = count, size
 
     def take(self) -> bytearray:
+        if self._unmade and (not self._free or self._free[0][1] is not None):
+            self._unmade -= 1
+            return bytearray(self._size)
         buf, holder = self._free.popleft()
         if holder is not None:
             holder.result()

@@ -9,6 +9,7 @@ letter refers to by the signing key's fingerprint.
 
 from __future__ import annotations
 
+import functools
 import os
 import unicodedata
 from collections.abc import Callable
@@ -73,6 +74,15 @@ def check_name(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_card(data: bytes) -> Card:
+    """Cards are parsed (and their signature verified) once per process: a
+    command reads the same few again and again. A Card is immutable."""
+    env = statements.decode(data)
+    payload = statements.verify(env, CARD_KIND, CARD_VERSION, _card_signer)
+    return Card._from_payload(payload, env)
+
+
 @dataclass(frozen=True)
 class Card:
     """A verified card."""
@@ -94,9 +104,7 @@ class Card:
     @classmethod
     def from_bytes(cls, data: bytes) -> Card:
         """Parse and verify a card; raises StatementError."""
-        env = statements.decode(data)
-        payload = statements.verify(env, CARD_KIND, CARD_VERSION, _card_signer)
-        return cls._from_payload(payload, env)
+        return _parsed_card(bytes(data))
 
     @classmethod
     def _from_payload(cls, p: dict[str, Any], env: statements.Envelope) -> Card:

@@ -90,4 +90,22 @@ def decode(s: str) -> tuple[str, bytes]:
         raise ValueError("invalid character in data part") from None
     if _polymod(_hrp_expand(hrp) + values) != 1:
         raise ValueError("invalid checksum")
-    return (hrp.upper() if upper else hrp), bytes(_convert_bits(values[:-6], 5, 8, pad=False))
+    return (hrp.upper() if upper else hrp), _five_to_eight(s[pos + 1 : -6])
+
+
+# The data part, read as one base-32 number (in C): the charset mapped onto
+# the digits int() takes.
+_TO_BASE32 = str.maketrans(_CHARSET, "0123456789abcdefghijklmnopqrstuv")
+
+
+def _five_to_eight(data: str) -> bytes:
+    """5-bit groups to bytes, as _convert_bits(..., 5, 8, pad=False): the
+    bits left over must be fewer than 5, and zero."""
+    if not data:
+        return b""
+    bits = 5 * len(data)
+    left = bits % 8
+    n = int(data.translate(_TO_BASE32), 32)
+    if left >= 5 or n & ((1 << left) - 1):
+        raise ValueError("invalid padding")
+    return (n >> left).to_bytes(bits // 8, "big")

@@ -73,9 +73,12 @@ def b64decode_exact(arg: str | bytes, size: int) -> bytes | None:
     return data if len(data) == size else None
 
 
+_VCHARS = re.compile(r"[\x21-\x7e]+")
+
+
 def _is_argument(a: str) -> bool:
     # argument = 1*VCHAR: printable ASCII, no space.
-    return a != "" and all(33 <= ord(c) <= 126 for c in a)
+    return _VCHARS.fullmatch(a) is not None
 
 
 @dataclass(frozen=True)
