@@ -67,8 +67,10 @@ def main() -> None:
 
         check = measure([POUCH, "db", "check", "--home", str(trump)], warm=False, sample=False)
         transcript = work / "transcript.tar"
-        export = measure([POUCH, "transcript", "export", "Kim Jong-un", "-o", str(transcript),
-                          "--decrypted", "--home", str(trump)], warm=False, sample=False)  # fmt: skip
+        export = measure(
+            [POUCH, "transcript", "export", "Kim Jong-un", "-o", str(transcript), "--decrypted",
+             "--home", str(trump)], warm=False, sample=False,
+        )  # fmt: skip
         verify = measure([POUCH, "transcript", "verify", str(transcript),
                           "--card", f"{kim}.card", "--card", f"{trump}.card"],
                          warm=False, sample=False)  # fmt: skip
