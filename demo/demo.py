@@ -63,6 +63,26 @@ and in any form. Kim Yong-chol carries this answer to Washington by hand.
 Kim Jong-un
 """
 
+LOST = """\
+Washington, 5 February 2019
+
+Chairman Kim,
+
+We have settled on Hanoi, on 27 and 28 February. I look forward to it.
+
+Donald J. Trump
+"""
+
+NEXT = """\
+Washington, 8 February 2019
+
+Chairman Kim,
+
+Secretary Pompeo will lead our delegation; Stephen Biegun goes ahead of it.
+
+Donald J. Trump
+"""
+
 SECOND = """\
 Washington, 14 January 2019
 
@@ -316,6 +336,37 @@ def play(demo: Demo) -> None:
     r = demo.run([AGE, "-d", "-i", "pyongyang.key", "second.pouch-age"])
     assert r.stdout.decode() == SECOND
     say("   any age implementation reads pouch's outer layer, and the other way round")
+
+    step("12. Each side's register: the whole correspondence, in order")
+    (d / "lost.txt").write_text(LOST)
+    demo.run([POUCH, "seal", "-t", "Kim Jong-un", "--subject", "Hanoi, 27 February",
+              "-o", "lost.pouch", "lost.txt"], "trump", show_err=False)  # fmt: skip
+    say("   that letter's bag goes astray on the way; the next one arrives first:")
+    (d / "next.txt").write_text(NEXT)
+    demo.run([POUCH, "seal", "-t", "Kim Jong-un", "--subject", "The delegations",
+              "-o", "next.pouch", "next.txt"], "trump", show_err=False)  # fmt: skip
+    r = demo.run([POUCH, "open", "next.pouch", "--json"], "kim", show_err=False)
+    order = json.loads(r.stdout)["order"]
+    assert order["arrival"] == "gap" and order["missing"], order
+    say(f"   Kim's register: {order['notes'][0]}")
+    say("   a copy of the May 2018 cancellation is delivered again:")
+    r = demo.run([POUCH, "open", "cancel.pouch", "--json"], "kim", show_err=False)
+    assert json.loads(r.stdout)["order"]["arrival"] == "replay"
+    say("   Kim's register: a replay, already recorded; nothing is counted twice")
+    say("   the lost bag turns up, and fills the gap:")
+    r = demo.run([POUCH, "open", "lost.pouch", "--json"], "kim", show_err=False)
+    assert json.loads(r.stdout)["order"]["arrival"] == "fills a gap"
+    demo.run([POUCH, "letters"], "trump", show_out=True)
+    demo.run([POUCH, "letters"], "kim", show_out=True)
+    for who in ("trump", "kim"):
+        demo.run([POUCH, "db", "check"], who, show_out=True)
+    say("   years later the letters are published; a historian checks the transcript")
+    say("   against the two cards alone:")
+    demo.run([POUCH, "transcript", "export", "Kim Jong-un", "-o", "correspondence.tar",
+              "--decrypted"], "trump")  # fmt: skip
+    r = demo.run([POUCH, "transcript", "verify", "correspondence.tar", "--card", "trump.card",
+                  "--card", "kim.card"], show_out=True)  # fmt: skip
+    assert b"Transcript verifies" in r.stdout
 
     say()
     say("all checks passed.")

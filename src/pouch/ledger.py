@@ -75,8 +75,9 @@ def open_private(identity: Identity, letter_id: str, blob: bytes) -> dict[str, o
 def in_order(reg: Register, sender: str, recipient: str, stream: str) -> Mark | None:
     """The last letter of a stream received with none missing before it:
     what an acknowledgment names."""
-    count, top = reg.kept_count(sender, recipient, stream, 2**62)
-    if count != top:  # a gap: the last number before the first one missing
+    top = reg.kept_max(sender, recipient, stream)
+    if reg.kept_count(sender, recipient, stream, top + 1) != top:
+        # a gap: the last number before the first one missing
         seqs = reg.kept_seqs(sender, recipient, stream)
         top = next((n for n, held in enumerate(seqs, 1) if held != n), len(seqs) + 1) - 1
     if top == 0:
@@ -205,9 +206,8 @@ def classify(
         )
         return arrival
     # Numbers run from 1 in every stream, to every recipient.
-    count, _ = reg.kept_count(sender, me, stream, block.seq)
     missing_before: list[int] = []
-    if count < block.seq - 1:
+    if reg.kept_count(sender, me, stream, block.seq) < block.seq - 1:
         held = set(reg.kept_seqs(sender, me, stream, below=block.seq))
         missing_before = [n for n in range(1, block.seq) if n not in held]
     if reg.kept_max(sender, me, stream) > block.seq:

@@ -103,18 +103,25 @@ MIGRATIONS: list[str] = [
     CREATE INDEX letters_by_reply ON letters (in_reply_to);
     CREATE UNIQUE INDEX letters_by_job ON letters (job) WHERE job IS NOT NULL;
     CREATE TABLE positions (
-        letter    TEXT NOT NULL REFERENCES letters (id),
-        sender    TEXT NOT NULL,
-        recipient TEXT NOT NULL,
-        stream    TEXT NOT NULL,
-        seq       INTEGER NOT NULL CHECK (seq >= 1),
-        prev      TEXT,
-        ack       TEXT,
-        continues TEXT,
-        block_key BLOB,
+        letter      TEXT NOT NULL REFERENCES letters (id),
+        sender      TEXT NOT NULL,
+        recipient   TEXT NOT NULL,
+        stream      TEXT NOT NULL,
+        seq         INTEGER NOT NULL CHECK (seq >= 1),
+        prev        TEXT,
+        ack_stream  TEXT,
+        ack_seq     INTEGER,
+        ack_letter  TEXT,
+        cont_stream TEXT,
+        cont_seq    INTEGER,
+        cont_letter TEXT,
+        block_key   BLOB,
+        kept        INTEGER NOT NULL CHECK (kept IN (0, 1)),
         PRIMARY KEY (letter, recipient)
     );
-    CREATE INDEX positions_by_place ON positions (sender, recipient, stream, seq);
+    CREATE INDEX positions_by_place ON positions (sender, recipient, stream, kept, seq);
+    CREATE INDEX positions_by_pair ON positions (sender, recipient, kept);
+    CREATE INDEX positions_by_ack ON positions (sender, recipient, ack_stream, ack_seq);
     CREATE TABLE reservations (
         stream    TEXT NOT NULL,
         recipient TEXT NOT NULL,
@@ -122,6 +129,7 @@ MIGRATIONS: list[str] = [
         letter    TEXT REFERENCES letters (id),
         PRIMARY KEY (stream, recipient, seq)
     );
+    CREATE INDEX reservations_free ON reservations (stream, recipient, seq) WHERE letter IS NULL;
     CREATE TABLE forks (
         letter TEXT NOT NULL REFERENCES letters (id),
         other  TEXT NOT NULL REFERENCES letters (id),
@@ -468,7 +476,7 @@ class Register:
         with self._transaction() as db:
             self._insert_letter(db, letter, None, None)
             if position is not None:
-                self._insert_position(db, position)
+                self._insert_position(db, position, kept=letter.state != "forked")
             for other, seq in forks:
                 db.execute(
                     "INSERT INTO forks (letter, other, seq, found) VALUES (?, ?, ?, ?)"
@@ -493,11 +501,15 @@ class Register:
              output, job),
         )  # fmt: skip
 
-    def _insert_position(self, db: sqlite3.Connection, p: Position) -> None:
+    def _insert_position(self, db: sqlite3.Connection, p: Position, kept: bool = True) -> None:
+        a, c = p.ack, p.continues
         db.execute(
-            f"INSERT INTO positions ({_POSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (p.letter, p.sender, p.recipient, p.stream, p.seq, p.prev, _mark_text(p.ack),
-             _mark_text(p.continues), p.block_key),
+            f"INSERT INTO positions ({_POSITION_COLUMNS}, kept)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (p.letter, p.sender, p.recipient, p.stream, p.seq, p.prev,
+             a.stream if a else None, a.seq if a else None, a.letter if a else None,
+             c.stream if c else None, c.seq if c else None, c.letter if c else None,
+             p.block_key, int(kept)),
         )  # fmt: skip
 
     def published(self, letter_id: str) -> None:
@@ -523,7 +535,7 @@ class Register:
         return [_letter(r) for r in rows]
 
     def all_letters(self) -> list[LetterRow]:
-        rows = self._rows(f"SELECT {_LETTER_COLUMNS} FROM letters ORDER BY date, recorded, id")
+        rows = self._rows(f"SELECT {_LETTER_COLUMNS} FROM letters ORDER BY date, recorded, rowid")
         return [_letter(r) for r in rows]
 
     def positions(self, sender: str, recipient: str, stream: str | None = None) -> list[Position]:
@@ -557,16 +569,23 @@ class Register:
             args += (below,)
         return [int(r[0]) for r in self._rows(sql + " ORDER BY p.seq", args)]
 
-    def kept_count(self, sender: str, recipient: str, stream: str, below: int) -> tuple[int, int]:
-        """How many numbers below `below` are held, and the highest held."""
-        row = self._rows(
-            f"SELECT COUNT(DISTINCT p.seq), COALESCE(MAX(p.seq), 0){_KEPT} AND p.seq < ?",
+    def kept_count(self, sender: str, recipient: str, stream: str, below: int) -> int:
+        """How many numbers below `below` are held."""
+        rows = self._rows(
+            "SELECT COUNT(DISTINCT seq) FROM positions WHERE sender = ? AND recipient = ?"
+            " AND stream = ? AND kept = 1 AND seq < ?",
             (sender, recipient, stream, below),
-        )[0]
-        return int(row[0]), int(row[1])
+        )
+        return int(rows[0][0])
 
     def kept_max(self, sender: str, recipient: str, stream: str) -> int:
-        return self.kept_count(sender, recipient, stream, 2**62)[1]
+        """The highest number held (0: none)."""
+        rows = self._rows(
+            "SELECT COALESCE(MAX(seq), 0) FROM positions WHERE sender = ? AND recipient = ?"
+            " AND stream = ? AND kept = 1",
+            (sender, recipient, stream),
+        )
+        return int(rows[0][0])
 
     def streams(self, sender: str, recipient: str) -> list[str]:
         rows = self._rows(
@@ -578,9 +597,8 @@ class Register:
     def latest_stream(self, sender: str, recipient: str) -> str | None:
         """The stream of the letter from sender to recipient recorded last."""
         rows = self._rows(
-            "SELECT p.stream FROM positions p JOIN letters l ON l.id = p.letter"
-            " WHERE l.state != 'forked' AND p.sender = ? AND p.recipient = ?"
-            " ORDER BY l.recorded DESC, l.date DESC, p.seq DESC LIMIT 1",
+            "SELECT stream FROM positions WHERE sender = ? AND recipient = ? AND kept = 1"
+            " ORDER BY rowid DESC LIMIT 1",
             (sender, recipient),
         )
         return str(rows[0][0]) if rows else None
@@ -588,20 +606,19 @@ class Register:
     def max_ack(self, acker: str, acked: str, stream: str) -> int:
         """The highest number of acked's stream that acker acknowledged."""
         rows = self._rows(
-            "SELECT COALESCE(MAX(json_extract(ack, '$.seq')), 0) FROM positions"
-            " WHERE sender = ? AND recipient = ? AND json_extract(ack, '$.stream') = ?",
+            "SELECT COALESCE(MAX(ack_seq), 0) FROM positions"
+            " WHERE sender = ? AND recipient = ? AND ack_stream = ?",
             (acker, acked, stream),
         )
         return int(rows[0][0])
 
     def best_ack(self, acker: str, acked: str, stream: str) -> Mark | None:
         rows = self._rows(
-            "SELECT ack FROM positions WHERE sender = ? AND recipient = ?"
-            " AND json_extract(ack, '$.stream') = ?"
-            " ORDER BY json_extract(ack, '$.seq') DESC LIMIT 1",
+            "SELECT ack_stream, ack_seq, ack_letter FROM positions WHERE sender = ?"
+            " AND recipient = ? AND ack_stream = ? ORDER BY ack_seq DESC LIMIT 1",
             (acker, acked, stream),
         )
-        return _mark(rows[0][0]) if rows else None
+        return _mark(*rows[0]) if rows else None
 
     def positions_of(self, letter_id: str) -> list[Position]:
         rows = self._rows(
@@ -703,12 +720,12 @@ _LETTER_COLUMNS = (
     "id, envelope, direction, kind, sender, recipients, date, in_reply_to, stream, state,"
     " private, recorded, published"
 )
-_POSITION_COLUMNS = "letter, sender, recipient, stream, seq, prev, ack, continues, block_key"
-# Positions "kept": those of letters not recorded as forked.
-_KEPT = (
-    " FROM positions p JOIN letters l ON l.id = p.letter WHERE l.state != 'forked'"
-    " AND p.sender = ? AND p.recipient = ? AND p.stream = ?"
+_POSITION_COLUMNS = (
+    "letter, sender, recipient, stream, seq, prev, ack_stream, ack_seq, ack_letter,"
+    " cont_stream, cont_seq, cont_letter, block_key"
 )
+# Positions "kept": those of letters not recorded as forked.
+_KEPT = " FROM positions p WHERE p.kept = 1 AND p.sender = ? AND p.recipient = ? AND p.stream = ?"
 
 
 def _letter(r: tuple[Any, ...]) -> LetterRow:
@@ -716,16 +733,13 @@ def _letter(r: tuple[Any, ...]) -> LetterRow:
                      r[9], r[10], r[11], bool(r[12]))  # fmt: skip
 
 
-def _mark(text: str | None) -> Mark | None:
-    return None if text is None else Mark(**json.loads(text))
-
-
-def _mark_text(mark: Mark | None) -> str | None:
-    return None if mark is None else json.dumps(mark.encode(), sort_keys=True)
+def _mark(stream: str | None, seq: int | None, letter: str | None) -> Mark | None:
+    return None if stream is None or seq is None else Mark(stream, int(seq), letter)
 
 
 def _position(r: tuple[Any, ...]) -> Position:
-    return Position(r[0], r[1], r[2], r[3], int(r[4]), r[5], _mark(r[6]), _mark(r[7]), r[8])
+    return Position(r[0], r[1], r[2], r[3], int(r[4]), r[5], _mark(*r[6:9]), _mark(*r[9:12]),
+                    r[12])  # fmt: skip
 
 
 def _contact(row: tuple[bytes, str, str | None, str | None]) -> Contact:
