@@ -127,9 +127,11 @@ def blocks_for(reg: Register, me: str, recipients: Sequence[str], stream: str) -
         seq = reg.reserve(stream, them)
         before = reg.kept_at(me, them, stream, [seq - 1]) if seq > 1 else []
         if seq > 1 and not before:
+            # Numbers left by a run that died are given out first, so the
+            # one before is being sealed right now, by another pouch.
             raise FileError(
-                f"register error: letter #{seq - 1} to {them[:16]} is not recorded",
-                "run 'pouch db check'",
+                f"letter #{seq - 1} to {them[:16]} is being sealed by another pouch command",
+                "run this one again once that one is done",
             )
         prev = before[0].letter if before else None
         blocks[them] = Block(seq, prev, acknowledgment(reg, me, them), _continues(

@@ -110,7 +110,8 @@ def seal_command(
     finally:
         for src in sources:
             src.close()
-        body_src.close() if body_src is not sys.stdin.buffer else None
+        if body_src is not sys.stdin.buffer:
+            body_src.close()
     where = "standard output" if out is None else out
     if completed:
         click.echo(f"Already sealed by this command ({sealed.date}); written out", err=True)
