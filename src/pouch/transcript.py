@@ -110,31 +110,44 @@ def verify(src: BinaryIO, cards: Sequence[Card]) -> Report:
     report = Report()
     try:
         tar = tarfile.open(fileobj=src, mode="r:")
-    except (tarfile.TarError, OSError) as e:
+        members = {m.name: m for m in tar.getmembers() if m.isfile()}
+    except _TAR_ERRORS as e:
         raise VerificationError(f"not a pouch transcript: {e}") from None
     with tar:
-        manifest = _manifest(tar)
+        manifest = _manifest(tar, members)
         if set(manifest["parties"]) != set(parties):
             report.problems.append("the transcript is between other parties than these cards")
         placed: list[_Placed] = []
         ids = {e.letter for e in manifest["letters"]}
         for entry in manifest["letters"]:
             report.letters += 1
-            _check_letter(tar, entry, parties, ids, report, placed)
+            _check_letter(tar, members, entry, parties, ids, report, placed)
     _check_order(placed, {fp: c.name for fp, c in parties.items()}, report)
     return report
 
 
-def _manifest(tar: tarfile.TarFile) -> dict[str, Any]:
+# What a damaged or hostile tar archive raises, as it is read.
+_TAR_ERRORS = (tarfile.TarError, OSError, EOFError, ValueError)
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     try:
-        member = tar.getmember(MANIFEST)
-    except KeyError:
-        raise VerificationError("not a pouch transcript: it has no manifest") from None
-    f = tar.extractfile(member)
-    if f is None or member.size > MAX_MANIFEST:
+        f = tar.extractfile(member)
+        if f is None:
+            raise VerificationError(f"transcript damaged: {member.name} is not a file")
+        return f.read()
+    except _TAR_ERRORS as e:
+        raise VerificationError(f"transcript damaged: {member.name}: {e}") from None
+
+
+def _manifest(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> dict[str, Any]:
+    member = members.get(MANIFEST)
+    if member is None:
+        raise VerificationError("not a pouch transcript: it has no manifest")
+    if member.size > MAX_MANIFEST:
         raise VerificationError("not a pouch transcript: a bad manifest")
     try:
-        m = _canonical.loads(f.read())
+        m = _canonical.loads(_read(tar, member))
     except _canonical.CanonicalError as e:
         raise VerificationError(f"malformed transcript manifest: {e.message}") from None
     fields = {"v", "kind", "parties", "exported", "disclosed", "letters"}
@@ -173,6 +186,7 @@ def _entry(x: object) -> Entry:
 
 def _check_letter(
     tar: tarfile.TarFile,
+    members: dict[str, tarfile.TarInfo],
     entry: Entry,
     parties: dict[str, Card],
     ids: set[str],
@@ -180,20 +194,16 @@ def _check_letter(
     placed: list[_Placed],
 ) -> None:
     short = entry.letter[:12]
-    try:
-        member = tar.getmember(entry.member)
-        f = tar.extractfile(member)
-    except KeyError:
-        f = None
-    if f is None:
+    member = members.get(entry.member)
+    if member is None:
         report.problems.append(f"letter {short}: its container is not in the transcript")
         return
     if entry.file_key is None:
         report.problems.append(f"letter {short}: sealed, not disclosed: it cannot be checked "
                                "(export with --decrypted)")  # fmt: skip
         return
-    raw = f.read()
     try:
+        raw = _read(tar, member)
         opened = letters.verify_disclosed(io.BytesIO(raw), entry.file_key)
     except PouchError as e:
         report.problems.append(f"letter {short}: {e.message}")
