@@ -295,6 +295,14 @@ def test_a_transcript_is_checked_offline_by_a_third_party(
                              [io.BytesIO(files[e.letter]) for e in entries])  # fmt: skip
         return out
 
+    # The last letter withheld: Kim's reply acknowledges it.
+    last = rewritten("last-withheld.tar", lambda es, fs: (es[:-1], fs))
+    r = pouch("transcript", "verify", last, *cards)
+    assert r.code == 11 or "acknowledges" not in r.out.decode()
+    # A letter listed twice.
+    twice = rewritten("twice.tar", lambda es, fs: ([*es, es[0]], fs))
+    r = pouch("transcript", "verify", twice, *cards)
+    assert r.code == 11 and "lists a letter twice" in r.out.decode()
     # A letter withheld: the gap shows.
     second = rewritten("withheld.tar", lambda es, fs: (es[1:], fs))
     r = pouch("transcript", "verify", second, *cards)
@@ -327,3 +335,109 @@ def container_header_size() -> int:
     from pouch import container
 
     return container.HEADER.size
+
+
+def test_a_forked_letter_is_refused_every_time(desks: dict[str, Path], tmp_path: Path) -> None:
+    _seal(desks["trump"], "Kim Jong-un", tmp_path / "l1.pouch", "Letter 1")
+    clone = tmp_path / "clone"
+    shutil.copytree(desks["trump"], clone)
+    _seal(desks["trump"], "Kim Jong-un", tmp_path / "a.pouch", "The real #2")
+    _seal(clone, "Kim Jong-un", tmp_path / "b.pouch", "Another #2")
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("l1.pouch", "a.pouch"):
+        assert pouch("open", tmp_path / name, "-o", inbox, "--home", desks["kim"]).code == 0
+    before = sorted(p.name for p in inbox.iterdir())
+    for _ in range(2):
+        r = pouch("open", tmp_path / "b.pouch", "-o", inbox, "--home", desks["kim"])
+        assert r.code == 14 and "FORK" in r.err, r.err
+        assert sorted(p.name for p in inbox.iterdir()) == before
+
+
+def test_a_huge_sequence_number_costs_nothing(desks: dict[str, Path], tmp_path: Path) -> None:
+    """A letter claiming #10**12 is a gap of a trillion letters, reported as
+    one range, in no time and no memory."""
+    import io
+
+    from pouch import letters
+    from pouch.home import Home
+    from pouch.order import Block
+
+    trump = Home(desks["trump"]).unlock(lambda: b"")
+    kim = Home(desks["kim"]).card()
+    out = io.BytesIO()
+    letters.seal(trump, [kim], io.BytesIO(b"far ahead"), out, stream="7" * 32,
+                 order={kim.fingerprint: Block(10**12, "0" * 64, None, None)})  # fmt: skip
+    (tmp_path / "far.pouch").write_bytes(out.getvalue())
+    code, got, err = _open(desks["kim"], tmp_path / "far.pouch")
+    assert code == 0 and got["order"]["arrival"] == "gap", err
+    assert got["order"]["notes"] == [
+        f"letters #1 to #{10**12 - 1} from Donald J. Trump have not arrived; #{10**12} refers to it"
+    ]
+    assert len(got["order"]["missing"]) == 1000
+    ledger = _letters(desks["kim"])
+    assert len(ledger["missing"]) == 1000
+    assert pouch("db", "check", "--home", desks["kim"]).code == 0
+
+
+def test_order_blocks_all_have_one_size(desks: dict[str, Path], tmp_path: Path) -> None:
+    """A co-recipient sees only the blocks' lengths: they must say nothing."""
+    from pouch import container
+    from pouch.home import Home
+    from pouch.letters import open_letter
+
+    trump, kim = desks["trump"], desks["kim"]
+    sizes = set()
+    for i in (1, 2):
+        _seal(trump, "Kim Jong-un", tmp_path / f"l{i}.pouch", f"Letter {i}")
+        assert _open(kim, tmp_path / f"l{i}.pouch")[0] == 0
+        _seal(kim, "Donald J. Trump", tmp_path / f"k{i}.pouch", f"Answer {i}")
+        assert _open(trump, tmp_path / f"k{i}.pouch")[0] == 0
+    me = Home(kim).unlock(lambda: b"")
+    for name in ("l1", "l2"):
+        opened = open_letter(me, tmp_path / f"{name}.pouch", lambda part: None)
+        sizes |= {len(b) for b in opened.header.blocks.values()}
+        assert opened.order is not None
+    assert sizes == {560}
+    del container
+
+
+def test_re_runs_complete_what_a_kill_left(desks: dict[str, Path], tmp_path: Path) -> None:
+    """A receipt killed after it was committed, and an open killed while
+    naming its parts: the same command, run again, finishes each once."""
+    import os
+    import subprocess
+
+    from .conftest import POUCH
+
+    trump, kim = desks["trump"], desks["kim"]
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i, step in enumerate(("open:named", "seal:committed")):
+        _seal(trump, "Kim Jong-un", tmp_path / f"l{i}.pouch", f"Letter {i}")
+        args = [str(POUCH), "open", str(tmp_path / f"l{i}.pouch"), "-o", str(inbox),
+                "--home", str(kim)]  # fmt: skip
+        args += ["--receipt", str(tmp_path / "r.pouch")] if i else []
+        env = {**os.environ, "POUCH_TEST_KILL_AT": step}
+        assert subprocess.run(args, env=env, capture_output=True).returncode == -9
+        r = pouch(*args[1:])
+        assert r.code == 0, (step, r.err)
+    sent = [x for x in _letters(kim)["letters"] if x["direction"] == "sent"]
+    assert [(x["kind"], x["seq"], x["written"]) for x in sent] == [("receipt", 1, True)]
+    assert (tmp_path / "r.pouch").exists()
+    assert pouch("db", "check", "--home", kim).code == 0
+
+
+def test_db_check_finds_an_archive_overwritten_through_a_hard_link(
+    desks: dict[str, Path], tmp_path: Path
+) -> None:
+    trump = desks["trump"]
+    for i in (1, 2):
+        _seal(trump, "Kim Jong-un", tmp_path / f"l{i}.pouch", f"Letter {i}")
+    # cp writes into the existing file: the archive shares it.
+    with open(tmp_path / "l1.pouch", "r+b") as f:
+        f.write((tmp_path / "l2.pouch").read_bytes())
+    r = pouch("db", "check", "--home", trump)
+    assert r.code == 9 and "no longer hashes to its envelope id" in r.out.decode()
+    r = pouch("transcript", "export", "Kim Jong-un", "-o", tmp_path / "t.tar", "--home", trump)
+    assert r.code == 9 and "was altered" in r.err

@@ -29,7 +29,7 @@ def headers(draw: st.DrawFn) -> LetterHeader:
         in_reply_to=draw(st.none() | HEX64),
         stream=draw(st.text("0123456789abcdef", min_size=32, max_size=32)),
         order_key=draw(KEY),
-        blocks={fingerprint(r): draw(st.binary(min_size=48, max_size=200)) for r in recipients},
+        blocks={fingerprint(r): draw(st.binary(min_size=560, max_size=560)) for r in recipients},
         kem=draw(st.sampled_from(["mlkem768x25519", "x25519"])),
         padding=draw(st.booleans()),
         decoys=draw(st.integers(0, 10)),

@@ -21,7 +21,7 @@ arrives is, keyed on its letter id and its place (sender, stream, number):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
@@ -35,6 +35,9 @@ from .order import Block, Mark
 from .register import Position, Register
 
 PRIVATE_LABEL = b"pouch/register/private/v1"
+# Missing numbers listed one by one (the rest are counted): a letter may
+# claim any number.
+MAX_LISTED = 1000
 
 
 # --- what reveals content, sealed to the owner ---------------------------------
@@ -153,6 +156,32 @@ def _continues(reg: Register, me: str, them: str, previous: str | None) -> Mark 
     return max(marks, key=lambda m: m.seq) if marks else None
 
 
+def missing_ranges(held: Iterable[int], upto: int) -> list[tuple[int, int]]:
+    """The numbers from 1 to upto that are not held, as (first, last) ranges:
+    work in how many are held, not in how large a number a letter claims
+    (anyone can write #10**15)."""
+    ranges, expected = [], 1
+    for n in sorted(set(held)):
+        if n > upto:
+            break
+        if n > expected:
+            ranges.append((expected, n - 1))
+        expected = max(expected, n + 1)
+    if expected <= upto:
+        ranges.append((expected, upto))
+    return ranges
+
+
+def first_numbers(ranges: Sequence[tuple[int, int]], limit: int) -> list[int]:
+    """The first `limit` numbers of ranges, one by one."""
+    out: list[int] = []
+    for first, last in ranges:
+        out += range(first, min(last, first + limit - len(out) - 1) + 1)
+        if len(out) >= limit:
+            break
+    return out
+
+
 # --- opening -------------------------------------------------------------------
 
 
@@ -179,6 +208,12 @@ def classify(
     """Place a verified letter from sender (to me) in the ledger, without
     recording it. name(fingerprint) says who, in messages."""
     known = reg.letter(letter_id)
+    if known is not None and known.state == "forked":
+        # Kept as evidence, never released: refused every time it comes.
+        return Arrival("fork", None, [
+            f"FORK: this letter from {name(sender)} was found to fork their stream on "
+            f"{known.recorded}; it is kept as evidence, never opened"
+        ])  # fmt: skip
     if known is not None:
         kind = "replay" if known.published else "completion"
         return Arrival(kind, None, [f"already recorded on {known.recorded}"] if known.published
@@ -208,20 +243,26 @@ def classify(
         )
         return arrival
     # Numbers run from 1 in every stream, to every recipient.
-    missing_before: list[int] = []
+    gaps: list[tuple[int, int]] = []
     if reg.kept_count(sender, me, stream, block.seq) < block.seq - 1:
-        held = set(reg.kept_seqs(sender, me, stream, below=block.seq))
-        missing_before = [n for n in range(1, block.seq) if n not in held]
+        gaps = missing_ranges(reg.kept_seqs(sender, me, stream, below=block.seq), block.seq - 1)
     if reg.kept_max(sender, me, stream) > block.seq:
         arrival.kind = "fills a gap"
-    elif missing_before:
+    elif gaps:
         arrival.kind = "gap"
-    arrival.missing = missing_before
-    for n in missing_before[:10]:
-        refers = " refers to it" if n == block.seq - 1 else " came after it"
-        arrival.notes.append(f"letter #{n} from {who} has not arrived; #{block.seq}{refers}")
-    if len(missing_before) > 10:
-        arrival.notes.append(f"... and {len(missing_before) - 10} more letters from {who}")
+    arrival.missing = first_numbers(gaps, MAX_LISTED)
+    for first, last in gaps[:10]:
+        refers = " refers to it" if last == block.seq - 1 else " came after them"
+        if first == last:
+            refers = refers.replace("them", "it")
+            arrival.notes.append(
+                f"letter #{first} from {who} has not arrived; #{block.seq}{refers}"
+            )
+        else:
+            arrival.notes.append(f"letters #{first} to #{last} from {who} have not arrived; "
+                                 f"#{block.seq}{refers}")  # fmt: skip
+    if len(gaps) > 10:
+        arrival.notes.append(f"... and {len(gaps) - 10} more gaps in {who}'s letters")
     arrival.notes += _overlaps(reg, me, sender, stream, block, who)
     arrival.notes += _check_ack(reg, me, sender, block, who)
     return arrival

@@ -36,6 +36,7 @@ from ._io import read_full
 from ._pipeline import BufferRing, Worker
 from .errors import FileError, LetterError, VerificationError
 from .identity import fingerprint, is_rfc3339
+from .order import SEALED_SIZE
 from .statements import b64, unb64
 
 VERSION = 1
@@ -65,8 +66,6 @@ MAX_RECIPIENTS = 1000
 # Parts are files in the reader's folder, each open until the letter verified.
 MAX_PARTS = 1000
 MAX_SUBJECT = 1000
-# A sealed order block: key commitment, then the block and its tag.
-MIN_BLOCK, MAX_BLOCK = 32 + 16, 1024
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -195,7 +194,7 @@ def _order(value: object, recipients: set[str]) -> tuple[bytes, dict[str, bytes]
             sealed[fp] = unb64(block, "order block")
         except VerificationError:
             sealed[fp] = b""
-        if not MIN_BLOCK <= len(sealed[fp]) <= MAX_BLOCK:
+        if len(sealed[fp]) != SEALED_SIZE:
             raise LetterError("malformed letter header: bad order block")
     return epk, sealed
 

@@ -38,6 +38,10 @@ ORDER_LABEL = b"pouch/letter/order/v1"
 COMMIT_LABEL = b"pouch/letter/order/commit/v1\x00"
 _ZERO_NONCE = bytes(12)
 COMMIT_SIZE = 32
+# A block's plaintext, padded with zero bytes (canonical JSON has none): the
+# largest block, with every field at its largest, is under 400 bytes.
+PADDED = 512
+SEALED_SIZE = COMMIT_SIZE + PADDED + 16
 MAX_SEQ = 2**53 - 1  # the largest integer canonical JSON carries exactly
 
 
@@ -145,7 +149,7 @@ def seal_blocks(
         key = _key(shared, epk, public)
         keys[fp] = key
         sealed[fp] = _commit(key) + ChaCha20Poly1305(key).encrypt(
-            _ZERO_NONCE, block.encode(), _aad(sender, fp)
+            _ZERO_NONCE, _pad(block.encode()), _aad(sender, fp)
         )
     return epk, sealed, keys
 
@@ -171,7 +175,22 @@ def open_block(key: bytes, sealed: bytes, sender: bytes, recipient: str) -> Bloc
         )
     except InvalidTag:
         raise LetterError("the order block does not open with this key") from None
-    return Block.decode(plain)
+    return Block.decode(_unpad(plain))
+
+
+def _pad(plain: bytes) -> bytes:
+    # Every block is the same size: its length would tell a co-recipient
+    # whether there is an acknowledgment, and how many digits its numbers have.
+    if len(plain) > PADDED:
+        raise LetterError("an order block is too large")  # numbers are at most 2**53
+    return plain + bytes(PADDED - len(plain))
+
+
+def _unpad(plain: bytes) -> bytes:
+    body = plain.rstrip(b"\x00")
+    if len(plain) != PADDED or b"\x00" in body:
+        raise LetterError("malformed order block: bad padding")
+    return body
 
 
 def _aad(sender: bytes, recipient: str) -> bytes:

@@ -23,8 +23,9 @@ from typing import Any, BinaryIO
 from . import _canonical, container, letters, statements
 from .custody import judge, read_trailer
 from .errors import PouchError, UsageError, VerificationError
-from .identity import Card, fingerprint
-from .order import open_block
+from .identity import Card, fingerprint, is_rfc3339
+from .ledger import missing_ranges
+from .order import Mark, open_block
 
 KIND = "pouch-transcript"
 VERSION = 1
@@ -99,6 +100,7 @@ class _Placed:
     stream: str
     seq: int
     prev: str | None
+    ack: Mark | None
 
 
 def verify(src: BinaryIO, cards: Sequence[Card]) -> Report:
@@ -118,8 +120,13 @@ def verify(src: BinaryIO, cards: Sequence[Card]) -> Report:
         if set(manifest["parties"]) != set(parties):
             report.problems.append("the transcript is between other parties than these cards")
         placed: list[_Placed] = []
-        ids = {e.letter for e in manifest["letters"]}
-        for entry in manifest["letters"]:
+        entries = manifest["letters"]
+        ids = {e.letter for e in entries}
+        if not entries:
+            report.problems.append("the transcript holds no letters")
+        if len(ids) != len(entries) or len({e.envelope for e in entries}) != len(entries):
+            report.problems.append("the transcript lists a letter twice")
+        for entry in entries:
             report.letters += 1
             _check_letter(tar, members, entry, parties, ids, report, placed)
     _check_order(placed, {fp: c.name for fp, c in parties.items()}, report)
@@ -153,7 +160,11 @@ def _manifest(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> dict
     fields = {"v", "kind", "parties", "exported", "disclosed", "letters"}
     if not isinstance(m, dict) or set(m) != fields or m["kind"] != KIND:
         raise VerificationError("malformed transcript manifest: unexpected fields")
-    if m["v"] != VERSION:
+    if not isinstance(m["exported"], str) or not is_rfc3339(m["exported"]):
+        raise VerificationError("malformed transcript manifest: bad time of export")
+    if not isinstance(m["disclosed"], bool):
+        raise VerificationError("malformed transcript manifest: bad disclosure flag")
+    if not _canonical.is_int(m["v"]) or m["v"] != VERSION:
         raise VerificationError(
             f"transcript version {m['v']!r:.10} is not supported (this reads 1)"
         )
@@ -234,7 +245,7 @@ def _check_letter(
         except PouchError as e:
             report.problems.append(f"letter {short}: {e.message}")
             continue
-        placed.append(_Placed(entry.letter, sender, fp, h.stream, block.seq, block.prev))
+        placed.append(_Placed(entry.letter, sender, fp, h.stream, block.seq, block.prev, block.ack))
         to = parties[fp].name
         kind = " (receipt)" if h.kind == "receipt" else ""
         report.lines.append(f"{h.date}  {parties[sender].name} -> {to}  #{block.seq}  "
@@ -254,17 +265,29 @@ def _check_letter(
 
 def _check_order(placed: list[_Placed], names: dict[str, str], report: Report) -> None:
     """Each sender's stream to each recipient: no number twice, none
-    missing, every letter naming the one before it."""
+    missing, every letter naming the one before it; and every
+    acknowledgment naming a letter in the transcript (so that a letter
+    withheld from the end shows, once the other side acknowledged it)."""
+    where = {(p.sender, p.recipient, p.stream, p.seq): p.letter for p in placed}
+    for p in placed:
+        if p.ack is None:
+            continue
+        held = where.get((p.recipient, p.sender, p.ack.stream, p.ack.seq))
+        if held is None or (p.ack.letter is not None and p.ack.letter != held):
+            report.problems.append(
+                f"{names[p.sender]} acknowledges letter #{p.ack.seq} from {names[p.recipient]} "
+                f"(stream {p.ack.stream[:8]}), which is not in the transcript"
+            )
     streams: dict[tuple[str, str, str], dict[int, list[_Placed]]] = {}
     for p in placed:
         streams.setdefault((p.sender, p.recipient, p.stream), {}).setdefault(p.seq, []).append(p)
     for (sender, recipient, stream), by_seq in sorted(streams.items()):
         who = f"{names[sender]} to {names[recipient]} (stream {stream[:8]})"
-        for seq in range(1, max(by_seq) + 1):
-            here = by_seq.get(seq, [])
-            if not here:
-                report.problems.append(f"{who}: letter #{seq} is not in the transcript")
-            elif len({p.letter for p in here}) > 1:
+        for first, last in missing_ranges(by_seq, max(by_seq)):
+            which = f"letter #{first} is" if first == last else f"letters #{first} to #{last} are"
+            report.problems.append(f"{who}: {which} not in the transcript")
+        for seq, here in sorted(by_seq.items()):
+            if len({p.letter for p in here}) > 1:
                 report.problems.append(f"{who}: two different letters at #{seq} (a fork)")
             before = by_seq.get(seq - 1)
             for p in here:

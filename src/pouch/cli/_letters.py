@@ -198,6 +198,44 @@ def _seal_recorded(
     at any point leaves either no letter (its numbers are given out again)
     or a committed one that the same command, run again, writes out
     (returns True then)."""
+    # One seal at a time in a home: a number reserved and not taken is then
+    # one a run left when it died, safe to give out again.
+    with _seal_lock(h):
+        return _seal_locked(h, identity, cards, body, attachments, out=out, armor=armor,
+                            job=job, now=now, kind=kind, **options)  # fmt: skip
+
+
+def _seal_lock(h: Home) -> BinaryIO:
+    """The home's seal lock, held (flock) until the file is closed; the
+    kernel drops it when the process dies, however it dies."""
+    import fcntl
+
+    try:
+        fd = os.open(h.path / "seal.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise FileError(f"cannot lock {h.path}: {e.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        click.echo("waiting for another 'pouch seal' in this home to finish...", err=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return os.fdopen(fd, "rb")
+
+
+def _seal_locked(
+    h: Home,
+    identity: Identity,
+    cards: list[Card],
+    body: BinaryIO,
+    attachments: list[tuple[str, BinaryIO]],
+    *,
+    out: str | None,
+    armor: bool,
+    job: str | None,
+    now: datetime,
+    kind: str,
+    **options: Any,
+) -> tuple[_Result, bool]:
     from .. import ledger, letters
     from .._io import StagedFile
     from ..identity import rfc3339
@@ -431,7 +469,10 @@ def open_command(
         # recorded (a re-run completes it) or not at all.
         arrival = _record_arrival(h, identity, file, opened)
         crash_point("open:recorded")
-        saved = _publish(opened, outputs, force)
+        # Parts already there, byte for byte (a run that died, or a replay): named.
+        saved = _publish(
+            opened, outputs, force, completing=arrival.kind in ("completion", "replay")
+        )
         crash_point("open:named")
         if arrival.kind not in ("replay", "own"):
             with h.register() as reg:
@@ -489,6 +530,8 @@ def _record_arrival(h: Home, identity: Identity, file: str, opened: Opened) -> A
 
         arrival = ledger.classify(reg, me, opened.letter_id, opened.sender_fingerprint,
                                   header.stream, opened.order, name)  # fmt: skip
+        if arrival.kind == "fork" and arrival.position is None:
+            raise ForkError(*arrival.notes, "nothing was written")
         if arrival.kind in ("replay", "completion", "own"):
             return arrival
         _keep_container(file, h.archive(opened.envelope_id))
@@ -624,8 +667,14 @@ def _send_receipt(
         custody=tuple(custody["problems"]) if custody["links"] else (),
         last_received=last.seq if last else 0,
     )
+    import blake3
+
+    # The receipt for this letter into this file, once: a run that died after
+    # committing it writes that one out when run again.
+    job = blake3.blake3(b"pouch/receipt/job/v1\x00" + bytes.fromhex(opened.letter_id)
+                        + os.path.realpath(out).encode()).hexdigest()  # fmt: skip
     sealed, _ = _seal_recorded(h, identity, [sender.card], io.BytesIO(body.encode()), [],
-                               out=out, armor=False, job=None, now=now, kind="receipt",
+                               out=out, armor=False, job=job, now=now, kind="receipt",
                                subject="Receipt", in_reply_to=opened.letter_id)  # fmt: skip
     click.echo(
         f"Receipt:     sealed to {sender.name} -> {out}  (envelope {short_id(sealed.envelope_id)})",
@@ -644,8 +693,25 @@ def _raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
-def _publish(opened: Opened, outputs: _Outputs, force: bool) -> dict[int, str]:
-    """Name the staged parts, all or none; returns part -> path."""
+def _same(path: Path, staged: BinaryIO) -> bool:
+    """Whether the file at path holds exactly what staged does."""
+    staged.flush()
+    staged.seek(0)
+    with open(path, "rb") as f:
+        while True:
+            a, b = f.read(1 << 20), staged.read(1 << 20)
+            if a != b:
+                return False
+            if not a:
+                return True
+
+
+def _publish(
+    opened: Opened, outputs: _Outputs, force: bool, completing: bool = False
+) -> dict[int, str]:
+    """Name the staged parts, all or none; returns part -> path. Completing
+    a run that died while naming them, a part already there with the same
+    bytes counts as named."""
     from ..letters import sanitize_name
 
     if outputs.directory is None:
@@ -666,8 +732,9 @@ def _publish(opened: Opened, outputs: _Outputs, force: bool) -> dict[int, str]:
         taken.add(name)
         names[i] = outputs.directory / name
     # Every check before anything is named: all the parts appear, or none.
-    existing = []
-    for path in names.values():
+    existing: list[str] = []
+    named_before: set[int] = set()
+    for index, path in names.items():
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -676,6 +743,9 @@ def _publish(opened: Opened, outputs: _Outputs, force: bool) -> dict[int, str]:
             raise FileError(f"cannot write {path}: {e.strerror}") from None
         if not stat.S_ISREG(st.st_mode):
             raise RefusedError(f"{path} exists and is not a file: nothing was written")
+        if completing and _same(path, outputs.staged[index].file):
+            named_before.add(index)
+            continue
         existing.append(str(path))
     if existing and not force:
         raise RefusedError(
@@ -684,6 +754,8 @@ def _publish(opened: Opened, outputs: _Outputs, force: bool) -> dict[int, str]:
         )
     created: list[Path] = []
     for i, path in names.items():
+        if i in named_before:
+            continue
         try:
             outputs.staged[i].publish(path, new_file_mode(path), replace=force)
         except OSError as e:

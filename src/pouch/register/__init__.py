@@ -121,6 +121,8 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX positions_by_place ON positions (sender, recipient, stream, kept, seq);
     CREATE INDEX positions_by_pair ON positions (sender, recipient, kept);
+    CREATE UNIQUE INDEX positions_kept_once ON positions (sender, recipient, stream, seq)
+        WHERE kept = 1;
     CREATE INDEX positions_by_ack ON positions (sender, recipient, ack_stream, ack_seq);
     CREATE TABLE reservations (
         stream    TEXT NOT NULL,
@@ -202,6 +204,8 @@ class Register:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            raise  # a constraint the caller explains
         except sqlite3.Error as e:
             raise FileError(f"register error: {e}") from None
 
@@ -456,6 +460,14 @@ class Register:
     ) -> None:
         """Commit a sealed letter: its id takes the numbers reserved for it
         (second step of the crash order; the output is named after this)."""
+        try:
+            self._record_sent(letter, positions, output, job)
+        except sqlite3.IntegrityError as e:
+            raise FileError(f"register error: {e}", "run 'pouch db check'") from None
+
+    def _record_sent(
+        self, letter: LetterRow, positions: list[Position], output: str | None, job: str | None
+    ) -> None:
         with self._transaction() as db:
             self._insert_letter(db, letter, output, job)
             for p in positions:
@@ -472,7 +484,22 @@ class Register:
         self, letter: LetterRow, position: Position | None, forks: list[tuple[str, int]], now: str
     ) -> None:
         """Record a letter opened, with its position and the letters it
-        forks with (other letter id, sequence number): both kept."""
+        forks with (other letter id, sequence number): both kept.
+
+        Two letters cannot be kept at one place: if another command recorded
+        one there (or this letter) since it was classified, this one is
+        refused, to be opened again and classified against it."""
+        try:
+            self._record_received(letter, position, forks, now)
+        except sqlite3.IntegrityError:
+            raise FileError(
+                "another pouch command recorded this letter, or one at its place, meanwhile",
+                "open it again: it will be checked against that one",
+            ) from None
+
+    def _record_received(
+        self, letter: LetterRow, position: Position | None, forks: list[tuple[str, int]], now: str
+    ) -> None:
         with self._transaction() as db:
             self._insert_letter(db, letter, None, None)
             if position is not None:
@@ -488,10 +515,11 @@ class Register:
         self, db: sqlite3.Connection, r: LetterRow, output: str | None, job: str | None
     ) -> None:
         if r.in_reply_to is not None and r.kind == "letter" and r.state != "forked":
-            # A letter answered (not by a receipt) is one sent or received before.
+            # A letter answered (not by a receipt), by one of its correspondents.
             db.execute(
-                "UPDATE letters SET state = 'answered' WHERE id = ? AND state != 'forked'",
-                (r.in_reply_to,),
+                "UPDATE letters SET state = 'answered' WHERE id = ? AND state != 'forked'"
+                " AND (sender = ? OR instr(recipients, ?) > 0)",
+                (r.in_reply_to, r.sender, f'"{r.sender}"'),
             )
         db.execute(
             f"INSERT INTO letters ({_LETTER_COLUMNS}, output, job)"
@@ -607,7 +635,7 @@ class Register:
         """The highest number of acked's stream that acker acknowledged."""
         rows = self._rows(
             "SELECT COALESCE(MAX(ack_seq), 0) FROM positions"
-            " WHERE sender = ? AND recipient = ? AND ack_stream = ?",
+            " WHERE sender = ? AND recipient = ? AND ack_stream = ? AND kept = 1",
             (acker, acked, stream),
         )
         return int(rows[0][0])
@@ -615,7 +643,7 @@ class Register:
     def best_ack(self, acker: str, acked: str, stream: str) -> Mark | None:
         rows = self._rows(
             "SELECT ack_stream, ack_seq, ack_letter FROM positions WHERE sender = ?"
-            " AND recipient = ? AND ack_stream = ? ORDER BY ack_seq DESC LIMIT 1",
+            " AND recipient = ? AND ack_stream = ? AND kept = 1 ORDER BY ack_seq DESC LIMIT 1",
             (acker, acked, stream),
         )
         return _mark(*rows[0]) if rows else None
