@@ -382,7 +382,6 @@ def test_a_huge_sequence_number_costs_nothing(desks: dict[str, Path], tmp_path: 
 
 def test_order_blocks_all_have_one_size(desks: dict[str, Path], tmp_path: Path) -> None:
     """A co-recipient sees only the blocks' lengths: they must say nothing."""
-    from pouch import container
     from pouch.home import Home
     from pouch.letters import open_letter
 
@@ -399,7 +398,6 @@ def test_order_blocks_all_have_one_size(desks: dict[str, Path], tmp_path: Path) 
         sizes |= {len(b) for b in opened.header.blocks.values()}
         assert opened.order is not None
     assert sizes == {560}
-    del container
 
 
 def test_re_runs_complete_what_a_kill_left(desks: dict[str, Path], tmp_path: Path) -> None:

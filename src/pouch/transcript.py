@@ -25,7 +25,8 @@ from .custody import judge, read_trailer
 from .errors import PouchError, UsageError, VerificationError
 from .identity import Card, fingerprint, is_rfc3339
 from .ledger import missing_ranges
-from .order import Mark, open_block
+from .order import open_block
+from .register import Position
 
 KIND = "pouch-transcript"
 VERSION = 1
@@ -92,17 +93,6 @@ class Report:
     lines: list[str] = field(default_factory=list)  # the correspondence, letter by letter
 
 
-@dataclass(frozen=True)
-class _Placed:
-    letter: str
-    sender: str
-    recipient: str
-    stream: str
-    seq: int
-    prev: str | None
-    ack: Mark | None
-
-
 def verify(src: BinaryIO, cards: Sequence[Card]) -> Report:
     """Check a transcript against the two parties' cards. Every problem is
     reported; the transcript verifies only if there are none."""
@@ -119,7 +109,7 @@ def verify(src: BinaryIO, cards: Sequence[Card]) -> Report:
         manifest = _manifest(tar, members)
         if set(manifest["parties"]) != set(parties):
             report.problems.append("the transcript is between other parties than these cards")
-        placed: list[_Placed] = []
+        placed: list[Position] = []
         entries = manifest["letters"]
         ids = {e.letter for e in entries}
         if not entries:
@@ -202,7 +192,7 @@ def _check_letter(
     parties: dict[str, Card],
     ids: set[str],
     report: Report,
-    placed: list[_Placed],
+    placed: list[Position],
 ) -> None:
     short = entry.letter[:12]
     member = members.get(entry.member)
@@ -245,7 +235,18 @@ def _check_letter(
         except PouchError as e:
             report.problems.append(f"letter {short}: {e.message}")
             continue
-        placed.append(_Placed(entry.letter, sender, fp, h.stream, block.seq, block.prev, block.ack))
+        placed.append(
+            Position(
+                entry.letter,
+                sender,
+                fp,
+                h.stream,
+                block.seq,
+                block.prev,
+                block.ack,
+                block.continues,
+            )
+        )
         to = parties[fp].name
         kind = " (receipt)" if h.kind == "receipt" else ""
         report.lines.append(f"{h.date}  {parties[sender].name} -> {to}  #{block.seq}  "
@@ -263,7 +264,7 @@ def _check_letter(
         report.warnings += [f"letter {short}, custody: {p}" for p in verdict.flags]
 
 
-def _check_order(placed: list[_Placed], names: dict[str, str], report: Report) -> None:
+def _check_order(placed: list[Position], names: dict[str, str], report: Report) -> None:
     """Each sender's stream to each recipient: no number twice, none
     missing, every letter naming the one before it; and every
     acknowledgment naming a letter in the transcript (so that a letter
@@ -278,7 +279,7 @@ def _check_order(placed: list[_Placed], names: dict[str, str], report: Report) -
                 f"{names[p.sender]} acknowledges letter #{p.ack.seq} from {names[p.recipient]} "
                 f"(stream {p.ack.stream[:8]}), which is not in the transcript"
             )
-    streams: dict[tuple[str, str, str], dict[int, list[_Placed]]] = {}
+    streams: dict[tuple[str, str, str], dict[int, list[Position]]] = {}
     for p in placed:
         streams.setdefault((p.sender, p.recipient, p.stream), {}).setdefault(p.seq, []).append(p)
     for (sender, recipient, stream), by_seq in sorted(streams.items()):

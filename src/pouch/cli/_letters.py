@@ -198,11 +198,79 @@ def _seal_recorded(
     at any point leaves either no letter (its numbers are given out again)
     or a committed one that the same command, run again, writes out
     (returns True then)."""
+    from .. import ledger, letters
+    from .._io import StagedFile
+    from ..identity import rfc3339
+    from ..order import Block
+    from ..register import LetterRow, Position
+
     # One seal at a time in a home: a number reserved and not taken is then
     # one a run left when it died, safe to give out again.
     with _seal_lock(h):
-        return _seal_locked(h, identity, cards, body, attachments, out=out, armor=armor,
-                            job=job, now=now, kind=kind, **options)  # fmt: skip
+        with h.register() as reg:
+            earlier = reg.sealed_by(job) if job is not None else None
+            if earlier is not None:
+                # This command ran before: write out what it committed (if it
+                # died before it could), never a second letter.
+                _write_out(h.archive(earlier.envelope), out, armor)
+                reg.published(earlier.id)
+                return _Result(earlier.id, earlier.envelope, "", 0, earlier.date), True
+            if out is not None and os.path.lexists(out):
+                # Refused before a number is reserved: a letter committed and
+                # then not written out would be a gap its recipient never fills.
+                raise RefusedError(f"{out} already exists", "pouch does not overwrite it")
+            stream = reg.stream_id(letters.new_stream_id)
+            me = identity.fingerprint
+            order: dict[str, Block] = ledger.blocks_for(
+                reg, me, [c.fingerprint for c in cards], stream
+            )
+        crash_point("seal:reserved")
+        direct = out is not None and not armor
+        folder = Path(os.path.realpath(out)).parent if direct and out is not None else None
+        try:
+            staged = StagedFile(folder or h.archive())
+        except OSError as e:
+            raise FileError(f"cannot write in {folder or h.archive_path}: {e.strerror}") from None
+        try:
+            sealed = letters.seal(identity, cards, body, staged.file, attachments=attachments,
+                                  stream=stream, order=order, now=now, kind=kind,
+                                  **options)  # fmt: skip
+            kept = h.archive(sealed.envelope_id)
+            try:
+                staged.keep(kept)
+            except OSError as e:
+                raise FileError(f"cannot keep the letter in {kept}: {e.strerror}") from None
+            crash_point("seal:kept")
+            private = {"subject": options.get("subject", ""),
+                       "parts": [name for name, _ in attachments]}  # fmt: skip
+            hidden = ledger.seal_private(identity, sealed.letter_id, private, os.urandom)
+            row = LetterRow(
+                sealed.letter_id, sealed.envelope_id, "sent", kind, me,
+                tuple(c.fingerprint for c in cards), rfc3339(now), options.get("in_reply_to"),
+                stream, "sealed", hidden, rfc3339(datetime.now(UTC)),
+            )  # fmt: skip
+            positions = []
+            for fp, b in order.items():
+                key = sealed.block_keys[fp]
+                p = Position(
+                    sealed.letter_id, me, fp, stream, b.seq, b.prev, b.ack, b.continues, key
+                )
+                positions.append(p)
+            with h.register() as reg:
+                reg.record_sent(row, positions, out if out is None else os.path.realpath(out), job)
+            crash_point("seal:committed")
+            if direct and out is not None:
+                _publish_staged(staged, out)
+            else:
+                _write_out(kept, out, armor)
+            crash_point("seal:named")
+            with h.register() as reg:
+                reg.published(sealed.letter_id)
+        finally:
+            staged.close()
+        return _Result(
+            sealed.letter_id, sealed.envelope_id, sealed.kem, sealed.size, row.date
+        ), False
 
 
 def _seal_lock(h: Home) -> BinaryIO:
@@ -220,86 +288,6 @@ def _seal_lock(h: Home) -> BinaryIO:
         click.echo("waiting for another 'pouch seal' in this home to finish...", err=True)
         fcntl.flock(fd, fcntl.LOCK_EX)
     return os.fdopen(fd, "rb")
-
-
-def _seal_locked(
-    h: Home,
-    identity: Identity,
-    cards: list[Card],
-    body: BinaryIO,
-    attachments: list[tuple[str, BinaryIO]],
-    *,
-    out: str | None,
-    armor: bool,
-    job: str | None,
-    now: datetime,
-    kind: str,
-    **options: Any,
-) -> tuple[_Result, bool]:
-    from .. import ledger, letters
-    from .._io import StagedFile
-    from ..identity import rfc3339
-    from ..order import Block
-    from ..register import LetterRow, Position
-
-    with h.register() as reg:
-        earlier = reg.sealed_by(job) if job is not None else None
-        if earlier is not None:
-            # This command ran before: write out what it committed (if it
-            # died before it could), never a second letter.
-            _write_out(h.archive(earlier.envelope), out, armor)
-            reg.published(earlier.id)
-            return _Result(earlier.id, earlier.envelope, "", 0, earlier.date), True
-        if out is not None and os.path.lexists(out):
-            # Refused before a number is reserved: a letter committed and
-            # then not written out would be a gap its recipient never fills.
-            raise RefusedError(f"{out} already exists", "pouch does not overwrite it")
-        stream = reg.stream_id(letters.new_stream_id)
-        me = identity.fingerprint
-        order: dict[str, Block] = ledger.blocks_for(reg, me, [c.fingerprint for c in cards], stream)
-    crash_point("seal:reserved")
-    direct = out is not None and not armor
-    folder = Path(os.path.realpath(out)).parent if direct and out is not None else None
-    try:
-        staged = StagedFile(folder or h.archive())
-    except OSError as e:
-        raise FileError(f"cannot write in {folder or h.archive_path}: {e.strerror}") from None
-    try:
-        sealed = letters.seal(identity, cards, body, staged.file, attachments=attachments,
-                              stream=stream, order=order, now=now, kind=kind,
-                              **options)  # fmt: skip
-        kept = h.archive(sealed.envelope_id)
-        try:
-            staged.keep(kept)
-        except OSError as e:
-            raise FileError(f"cannot keep the letter in {kept}: {e.strerror}") from None
-        crash_point("seal:kept")
-        private = {"subject": options.get("subject", ""),
-                   "parts": [name for name, _ in attachments]}  # fmt: skip
-        row = LetterRow(
-            sealed.letter_id, sealed.envelope_id, "sent", kind, me,
-            tuple(c.fingerprint for c in cards), rfc3339(now), options.get("in_reply_to"),
-            stream, "sealed", ledger.seal_private(identity, sealed.letter_id, private, os.urandom),
-            rfc3339(datetime.now(UTC)),
-        )  # fmt: skip
-        positions = []
-        for fp, b in order.items():
-            key = sealed.block_keys[fp]
-            p = Position(sealed.letter_id, me, fp, stream, b.seq, b.prev, b.ack, b.continues, key)
-            positions.append(p)
-        with h.register() as reg:
-            reg.record_sent(row, positions, out if out is None else os.path.realpath(out), job)
-        crash_point("seal:committed")
-        if direct and out is not None:
-            _publish_staged(staged, out)
-        else:
-            _write_out(kept, out, armor)
-        crash_point("seal:named")
-        with h.register() as reg:
-            reg.published(sealed.letter_id)
-    finally:
-        staged.close()
-    return _Result(sealed.letter_id, sealed.envelope_id, sealed.kem, sealed.size, row.date), False
 
 
 def _publish_staged(staged: StagedFile, out: str) -> None:
