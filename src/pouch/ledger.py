@@ -35,8 +35,8 @@ from .order import Block, Mark
 from .register import Position, Register
 
 PRIVATE_LABEL = b"pouch/register/private/v1"
-# Missing numbers listed one by one (the rest are counted): a letter may
-# claim any number.
+# Missing numbers listed one by one, at most (the notes give every gap as
+# a range): a letter may claim any number.
 MAX_LISTED = 1000
 
 
