@@ -167,7 +167,7 @@ def test_padme_buckets(n: int) -> None:
 def small_letter() -> bytes:
     sealed = seal(body=b"Singapore, 12 June.", label="small")
     # Two post-quantum stanzas (Kim's, and Trump's own copy), the order block.
-    assert 4000 <= len(sealed) <= 4500
+    assert 4500 <= len(sealed) <= 5000
     return sealed
 
 

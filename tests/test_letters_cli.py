@@ -90,10 +90,16 @@ def test_attachments_to_a_folder_and_inspect(desks: dict[str, Path], tmp_path: P
     assert (folder / "annex.bin").read_bytes() == annex.read_bytes()
     # a bare age file opens too
     assert pouch("open", extracted, "--home", desks["trump"]).out == LETTER
-    # opening again into the same folder refuses, and writes nothing
+    # opening it again into the same folder finds its parts there, byte for byte
+    r = pouch("open", sealed, "-o", folder, "--home", desks["pompeo"])
+    assert r.code == 0 and "replay" in r.err
+    # a different file under one of its names is never overwritten without --force
+    (folder / "annex.bin").write_bytes(b"something else")
     r = pouch("open", sealed, "-o", folder, "--home", desks["pompeo"])
     assert r.code == 10 and "already exist" in r.err
+    assert (folder / "annex.bin").read_bytes() == b"something else"
     assert pouch("open", sealed, "-o", folder, "--force", "--home", desks["pompeo"]).code == 0
+    assert (folder / "annex.bin").read_bytes() == annex.read_bytes()
 
 
 def test_armored_container(desks: dict[str, Path], tmp_path: Path) -> None:
