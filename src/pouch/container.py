@@ -174,18 +174,24 @@ def parse(src: BinaryIO) -> Container:
     if len(head) < HEADER.size or not head.startswith(MAGIC):
         raise ContainerError("not a pouch container or age file", "is this the right file?")
     _, version, flags, reserved, age_length = HEADER.unpack(head)
-    if version != VERSION:
-        raise ContainerError(
-            f"container format version {version} is not supported (this pouch reads {VERSION})",
-            "a newer pouch may read it",
-        )
-    if flags or reserved:
-        raise ContainerError("malformed container: reserved header bits are set")
+    _check_head("container format", "container", version, flags, reserved)
     size = src.seek(0, os.SEEK_END)
     if HEADER.size + age_length > size:
         raise ContainerError("container truncated: the ciphertext is cut short")
     records, torn = _read_records(src, HEADER.size + age_length, size)
     return Container(src, HEADER.size, age_length, records, torn, False)
+
+
+def _check_head(format_: str, what: str, version: int, flags: int, reserved: int) -> None:
+    """The version, flags and reserved bits the container and the custody
+    receipt share."""
+    if version != VERSION:
+        raise ContainerError(
+            f"{format_} version {version} is not supported (this pouch reads {VERSION})",
+            "a newer pouch may read it",
+        )
+    if flags or reserved:
+        raise ContainerError(f"malformed {what}: reserved header bits are set")
 
 
 def _parse_receipt(src: BinaryIO) -> Container:
@@ -194,13 +200,7 @@ def _parse_receipt(src: BinaryIO) -> Container:
     if len(head) < RECEIPT_HEADER.size:
         raise ContainerError("custody receipt truncated: its header is cut short")
     _, version, flags, reserved, envelope = RECEIPT_HEADER.unpack(head)
-    if version != VERSION:
-        raise ContainerError(
-            f"custody receipt version {version} is not supported (this pouch reads {VERSION})",
-            "a newer pouch may read it",
-        )
-    if flags or reserved:
-        raise ContainerError("malformed custody receipt: reserved header bits are set")
+    _check_head("custody receipt", "custody receipt", version, flags, reserved)
     size = src.seek(0, os.SEEK_END)
     records, torn = _read_records(src, RECEIPT_HEADER.size, size)
     if torn:

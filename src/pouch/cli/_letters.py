@@ -309,14 +309,12 @@ def _write_out(kept: Path, out: str | None, armor: bool) -> None:
     from ..age.armor import ArmoredWriter
     from ..container import ARMOR_LABEL
 
-    if out is not None and not armor and os.path.exists(out):
+    if out is not None and os.path.exists(out):
         return  # written by the run that was interrupted before it said so
     with open(kept, "rb") as src, contextlib.ExitStack() as stack:
         if out is None:
             dst: BinaryIO = sys.stdout.buffer
         else:
-            if os.path.exists(out):
-                return
             dst = stack.enter_context(atomic_output(out, replace=False))
         if armor:
             with ArmoredWriter(dst, ARMOR_LABEL) as a:

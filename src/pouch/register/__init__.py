@@ -566,16 +566,6 @@ class Register:
         rows = self._rows(f"SELECT {_LETTER_COLUMNS} FROM letters ORDER BY date, recorded, rowid")
         return [_letter(r) for r in rows]
 
-    def positions(self, sender: str, recipient: str, stream: str | None = None) -> list[Position]:
-        """The positions of letters from sender to recipient (in one stream,
-        or all), by stream and sequence number."""
-        sql = f"SELECT {_POSITION_COLUMNS} FROM positions WHERE sender = ? AND recipient = ?"
-        args: tuple[object, ...] = (sender, recipient)
-        if stream is not None:
-            sql += " AND stream = ?"
-            args += (stream,)
-        return [_position(r) for r in self._rows(sql + " ORDER BY stream, seq, letter", args)]
-
     # Targeted queries: opening and sealing stay fast with 10,000s of letters.
     # "Kept" positions are those of letters not recorded as forked.
 
@@ -691,14 +681,6 @@ class Register:
                 (letter_id, source, kind, signer, time),
             )
         self.advance(letter_id, "delivered")
-
-    def receipts(self, letter_id: str) -> list[tuple[str, str, str, str]]:
-        """(source, kind, signer, time) of the receipts for a letter."""
-        rows = self._rows(
-            "SELECT source, kind, signer, time FROM receipts WHERE letter = ? ORDER BY time",
-            (letter_id,),
-        )
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def integrity(self) -> list[str]:
         """SQLite's own checks: the file's structure, and foreign keys."""
