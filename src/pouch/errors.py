@@ -26,6 +26,7 @@ __all__ = [
     "LetterError",
     "NoIdentityMatchError",
     "NotAddressedError",
+    "PaperError",
     "PayloadError",
     "PouchError",
     "RefusedError",
@@ -159,3 +160,11 @@ class BehindError(PouchError):
     reuse sequence numbers (pouch seal)."""
 
     exit_code = 15
+
+
+class PaperError(PouchError):
+    """Paper codes could not give the pouch back: no codes, too few, codes
+    of several letters mixed, altered codes, or an image or PDF that could
+    not be read (pouch print, pouch scan)."""
+
+    exit_code = 16

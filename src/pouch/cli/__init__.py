@@ -57,6 +57,8 @@ _COMMANDS = {
     "db": "_ledger",
     "restore": "_ledger",
     "transcript": "_ledger",
+    "print": "_paper",
+    "scan": "_paper",
 }
 
 

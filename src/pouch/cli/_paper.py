@@ -1,0 +1,150 @@
+"""pouch print and pouch scan: a pouch on paper and back."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import FileError, PaperError, PouchError, RefusedError
+from . import cli
+
+if TYPE_CHECKING:
+    from ..paper.codes import Collection, Letter
+
+
+def _read_container(path: str) -> tuple[bytes, str]:
+    """The file's bytes, as they are, and its envelope id: only what pouch
+    opens goes on paper, so that what comes back opens too."""
+    import io
+
+    from .. import container
+    from ..paper import DENSITIES, codes
+
+    largest = max(codes.max_container(d.share_max) for d in DENSITIES.values())
+    try:
+        with open(path, "rb") as f:
+            data = f.read(largest + 1)
+    except OSError as e:
+        raise FileError(f"cannot read {path}: {e.strerror}") from None
+    if len(data) > largest:
+        raise PaperError(
+            f"{path} is too large for paper: at most {largest} bytes go on paper",
+            "carry it as a file",
+        )
+    envelope = container.load(io.BytesIO(data)).envelope_id()
+    return data, envelope
+
+
+def _refuse_existing(*paths: str | Path) -> None:
+    for path in paths:
+        if os.path.lexists(path):
+            raise RefusedError(f"{path} already exists", "pouch does not overwrite it")
+
+
+@cli.command("print")
+@click.argument("file")
+@click.option("-o", "--output", metavar="OUT.pdf", required=True, help="The PDF to write.")
+@click.option(
+    "--density",
+    type=click.Choice(["phone", "scanner"]),
+    default="phone",
+    show_default=True,
+    help="phone: about 21 KB a page, read from photos; scanner: about 44 KB, from 300 dpi scans.",
+)
+@click.option("--png", "png_dir", metavar="DIR", help="Also write each page as a 300 dpi PNG.")
+def print_command(file: str, output: str, density: str, png_dir: str | None) -> None:
+    """Lay a pouch out as QR codes on A4 pages, to print and carry.
+
+    Any quarter of the codes may be lost (torn, stained, blurred) and the
+    pouch still comes back whole with `pouch scan`. The PDF is read back
+    before it is written.
+    """
+    from .._io import atomic_output
+    from ..paper import print_pages
+
+    _refuse_existing(output)
+    data, envelope = _read_container(file)
+    printed = print_pages(data, envelope, density)
+    n = len(printed.pages)
+    pngs = [Path(png_dir) / f"page-{i:02d}.png" for i in range(1, n + 1)] if png_dir else []
+    _refuse_existing(*pngs)
+    with atomic_output(output, replace=False) as f:
+        f.write(printed.pdf)
+    click.echo(
+        f"Printed {file} to {output}: {n} page{'s' if n != 1 else ''} of A4, "
+        f"{printed.codes} codes of letter {printed.letter}, any {printed.needed} of which suffice."
+    )
+    if pngs:
+        from ..paper.layout import png
+
+        try:
+            pngs[0].parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise FileError(f"cannot create {png_dir}: {e.strerror}") from None
+        for path, page in zip(pngs, printed.pages, strict=True):
+            with atomic_output(path, replace=False) as f:
+                f.write(png(page))
+        click.echo(f"Wrote {n} PNG page{'s' if n != 1 else ''} (300 dpi) to {png_dir}.")
+
+
+@cli.command("scan")
+@click.argument("inputs", nargs=-1, required=True, metavar="IMAGE_OR_PDF...")
+@click.option("-o", "--output", metavar="FILE", required=True, help="The pouch to write.")
+@click.option(
+    "--letter",
+    metavar="PREFIX",
+    help="When codes of several letters are mixed, the one to take (as scan names it).",
+)
+def scan_command(inputs: tuple[str, ...], output: str, letter: str | None) -> None:
+    """Read a printed pouch back from photos, scans and PDFs.
+
+    Pages may come in any order, in any number of files, twice over. Each
+    file is decoded in a separate process with limits on memory and time.
+    The pouch is written only when it is whole and matches its digest.
+    """
+    import io
+
+    from .. import container
+    from .._io import atomic_output
+    from ..paper import codes, reader
+
+    _refuse_existing(output)
+    sources = reader.read(inputs)
+    for source in sources:
+        click.echo(source.describe(), err=True)
+    collection = reader.collect(sources)
+    chosen = reader.choose(collection, letter)
+    _report_unused(collection, chosen)
+    data = codes.reassemble(chosen)
+    try:
+        envelope = container.load(io.BytesIO(data)).envelope_id()
+    except PouchError as e:
+        raise PaperError(
+            "the codes are whole and match their digest, but what they carry is not a pouch",
+            e.message,
+        ) from None
+    with atomic_output(output, replace=False) as f:
+        f.write(data)
+    click.echo(
+        f"Wrote {output}: envelope {envelope}, {len(data)} bytes, from "
+        f"{len(chosen.shares)} of {chosen.m} codes (any {chosen.k} suffice)."
+    )
+
+
+def _report_unused(collection: Collection, chosen: Letter) -> None:
+    others = [x for x in collection.letters.values() if x is not chosen]
+    for other in others:
+        click.echo(f"warning: ignored the codes of another letter: {other.status()}", err=True)
+    if collection.damaged:
+        click.echo(
+            f"warning: ignored {len(collection.damaged)} damaged code(s): "
+            f"{'; '.join(sorted(set(collection.damaged))[:3])}",
+            err=True,
+        )
+    if collection.foreign:
+        click.echo(
+            f"note: ignored {collection.foreign} QR code(s) that are not pouch codes", err=True
+        )

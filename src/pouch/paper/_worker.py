@@ -1,0 +1,164 @@
+"""Read the QR codes in one image or PDF: run by pouch scan as a separate
+process, with limits, because its input comes from couriers.
+
+    python -I _worker.py < input > records
+
+It is started as a file, not as a module of pouch, so that it imports only
+what decoding needs. It limits itself before it reads a byte of input:
+address space, CPU time, no files written, no core dump. The parent adds a
+wall-clock timeout, and checks everything this process says: a hostile
+file that took this process over can lie about what it found, but only
+within what pouch.paper.codes accepts anyway.
+
+Output, on stdout: one record per code found,
+    b"C" || uint32 length || the code's bytes
+then one summary record,
+    b"E" || uint32 length || JSON {"kind", "pages", "unreadable"}.
+A failure is one line on stderr and exit status 3.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import struct
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+MEMORY = 2 << 30  # address space, bytes
+CPU_SECONDS = 60
+MAX_INPUT = 256 << 20  # bytes
+MAX_PIXELS = 100_000_000  # per image or rendered page: a 100-megapixel photo
+MAX_PAGES = 200
+DPI = 300
+RECORD = struct.Struct(">cI")
+
+
+class InputError(Exception):
+    """The input is not something this worker reads; the message says why."""
+
+
+def _limit() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def codes_in(image: Image.Image) -> tuple[list[bytes], int]:
+    """The payloads of the QR codes in image, and how many were seen but
+    could not be read.
+
+    A second pass on a sharpened copy runs when the first saw codes it could
+    not read: it recovers most codes a phone's blur took (measured in
+    tests/test_paper_images.py)."""
+    import zxingcpp
+    from PIL import ImageFilter
+
+    gray = image.convert("L")
+    found: dict[bytes, None] = {}
+    unreadable = sys.maxsize
+    for attempt in range(2):
+        if attempt == 1:
+            gray = gray.filter(ImageFilter.UnsharpMask(radius=3, percent=300, threshold=0))
+        results = zxingcpp.read_barcodes(
+            gray, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode), return_errors=True
+        )
+        for r in results:
+            if r.valid:
+                found.setdefault(r.bytes)
+        # Seen and not read, by the pass that did best.
+        unreadable = min(unreadable, sum(not r.valid for r in results))
+        if found and not unreadable:
+            break
+    return list(found), unreadable
+
+
+def _images(data: bytes) -> Iterator[tuple[str, Image.Image]]:
+    if data.startswith(b"\x89PNG\r\n\x1a\n") or data.startswith(b"\xff\xd8\xff"):
+        yield from _photo(data)
+    elif b"%PDF-" in data[:1024]:
+        yield from _pdf(data)
+    else:
+        raise InputError("not a PNG, JPEG or PDF file")
+
+
+def _photo(data: bytes) -> Iterator[tuple[str, Image.Image]]:
+    import io
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    warnings.simplefilter("error", Image.DecompressionBombWarning)
+    try:
+        image = Image.open(io.BytesIO(data), formats=["PNG", "JPEG"])
+        kind = image.format.lower() if image.format else "image"
+        image.draft("L", image.size)  # JPEG: decode the gray channel only
+        image.load()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise InputError(f"the image is larger than {MAX_PIXELS // 1_000_000} megapixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"the image cannot be read: {e}") from None
+    yield kind, image
+
+
+def _pdf(data: bytes) -> Iterator[tuple[str, Image.Image]]:
+    import pypdfium2 as pdfium
+
+    try:
+        doc = pdfium.PdfDocument(data)
+    except pdfium.PdfiumError as e:
+        raise InputError(f"the PDF cannot be read: {e}") from None
+    if len(doc) > MAX_PAGES:
+        raise InputError(f"the PDF has {len(doc)} pages; pouch reads at most {MAX_PAGES}")
+    for page in doc:
+        width, height = page.get_size()  # points
+        scale = DPI / 72
+        if width * height * scale * scale > MAX_PIXELS:
+            # A page the size of a wall: render it smaller, not bigger than
+            # the limit (its codes, if any, are then likely lost).
+            scale = (MAX_PIXELS / max(width * height, 1.0)) ** 0.5
+        try:
+            bitmap = page.render(scale=scale, grayscale=True, no_smoothimage=True)
+        except pdfium.PdfiumError as e:
+            raise InputError(f"a page of the PDF cannot be rendered: {e}") from None
+        yield "pdf", bitmap.to_pil()
+
+
+def _record(tag: bytes, body: bytes) -> None:
+    sys.stdout.buffer.write(RECORD.pack(tag, len(body)) + body)
+
+
+def main() -> int:
+    _limit()
+    data = sys.stdin.buffer.read(MAX_INPUT + 1)
+    if len(data) > MAX_INPUT:
+        print(f"the file is larger than {MAX_INPUT >> 20} MiB", file=sys.stderr)
+        return 3
+    summary: dict[str, Any] = {"kind": None, "pages": 0, "unreadable": 0}
+    try:
+        for kind, image in _images(data):
+            summary["kind"] = kind
+            summary["pages"] += 1
+            found, unreadable = codes_in(image)
+            summary["unreadable"] += unreadable
+            for payload in found:
+                _record(b"C", payload)
+    except InputError as e:
+        print(e, file=sys.stderr)
+        return 3
+    except MemoryError:
+        print(f"decoding it needs more than {MEMORY >> 30} GiB of memory", file=sys.stderr)
+        return 3
+    _record(b"E", json.dumps(summary).encode())
+    sys.stdout.buffer.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

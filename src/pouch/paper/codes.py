@@ -1,0 +1,224 @@
+"""The paper codes: a container's bytes cut into QR payloads, with erasure
+coding across them (SPEC.md section 7).
+
+    code    = magic(3) "\\x89PQ" || version(1) = 1 || digest prefix(8)
+              || uint16 index || uint16 k || uint16 m
+              || uint32 CRC-32 of everything before it and the share
+              || share
+    data    = uint64 container length || digest(32) || container || zeros
+    digest  = BLAKE3 of the container, derive_key context DIGEST_CONTEXT
+
+The data is cut into k shares of one size; zfec turns them into m, any k of
+which give the data back. m is at least 4k/3, so that any quarter of the
+codes may be lost, and is rounded up to fill the last page, since a page has
+room for its codes whether they carry data or not.
+
+The digest is of the whole container, trailer included, not the envelope
+id: a pouch printed before a handover and again after it has one envelope
+and two different sets of pages, whose codes must not mix.
+
+Nothing here touches images: codes go out as bytes (pouch.paper.layout
+draws them) and come back as bytes (pouch.paper.reader reads them), and
+everything in them is checked here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import struct
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import blake3
+
+from ..errors import PaperError
+
+MAGIC = b"\x89PQ"  # \x89: not text, so that a stray text QR code is not mistaken
+VERSION = 1
+DIGEST_CONTEXT = "pouch.paper v1 container digest"
+HEAD = struct.Struct(">3sB8sHHH")
+CRC = struct.Struct(">I")
+HEADER_SIZE = HEAD.size + CRC.size  # 22
+HEAD_PREFIX = slice(4, 12)  # where a code carries its digest prefix
+PREFIX = struct.Struct(">Q32s")  # container length, digest
+MAX_CODES = 256  # zfec's limit on m
+# k at most 3/4 of MAX_CODES, so that a quarter may still be lost.
+MAX_DATA_CODES = MAX_CODES * 3 // 4
+
+
+def digest(container: bytes) -> bytes:
+    return blake3.blake3(container, derive_key_context=DIGEST_CONTEXT).digest()
+
+
+def short(prefix: bytes) -> str:
+    """How a letter's codes are named to a person: the start of the digest
+    prefix (pouch scan --letter takes it)."""
+    return prefix.hex()[:8] + "…"
+
+
+@dataclass(frozen=True)
+class Code:
+    """One parsed code: which letter (digest prefix), which share."""
+
+    prefix: bytes
+    index: int
+    k: int
+    m: int
+    share: bytes
+
+
+def max_container(share_max: int) -> int:
+    """The largest container that fits in MAX_CODES codes of share_max."""
+    return MAX_DATA_CODES * share_max - PREFIX.size
+
+
+def encode(container: bytes, share_max: int, per_page: int) -> list[bytes]:
+    """The codes of container: every share at most share_max bytes, m a
+    multiple of per_page where MAX_CODES allows."""
+    import zfec
+
+    total = PREFIX.size + len(container)
+    k = -(-total // share_max)
+    if k > MAX_DATA_CODES:
+        raise PaperError(
+            f"the pouch is too large for paper: {len(container)} bytes, "
+            f"at most {max_container(share_max)} at this density",
+            "carry it as a file, or print it with --density scanner",
+        )
+    size = -(-total // k)
+    at_least = -(-4 * k // 3)  # so that m - k >= m / 4
+    m = min(MAX_CODES, -(-at_least // per_page) * per_page)
+    d = digest(container)
+    data = PREFIX.pack(len(container), d) + container
+    data += bytes(k * size - len(data))
+    shares = zfec.Encoder(k, m).encode(tuple(data[i * size : (i + 1) * size] for i in range(k)))
+    return [_frame(d[:8], i, k, m, bytes(s)) for i, s in enumerate(shares)]
+
+
+def _frame(prefix: bytes, index: int, k: int, m: int, share: bytes) -> bytes:
+    head = HEAD.pack(MAGIC, VERSION, prefix, index, k, m)
+    return head + CRC.pack(zlib.crc32(share, zlib.crc32(head))) + share
+
+
+class NotACodeError(ValueError):
+    """A QR code that is not a pouch paper code (another kind of QR code)."""
+
+
+class DamagedCodeError(ValueError):
+    """A pouch code whose header or CRC does not hold."""
+
+
+def parse(raw: bytes) -> Code:
+    """One code's payload, checked: NotACodeError if it is not ours at all,
+    DamagedCodeError if it is ours and does not hold together."""
+    if len(raw) < HEADER_SIZE or raw[:3] != MAGIC:
+        raise NotACodeError("not a pouch code")
+    _, version, prefix, index, k, m = HEAD.unpack_from(raw)
+    (crc,) = CRC.unpack_from(raw, HEAD.size)
+    share = raw[HEADER_SIZE:]
+    if zlib.crc32(share, zlib.crc32(raw[: HEAD.size])) != crc:
+        raise DamagedCodeError("its CRC does not match")
+    if version != VERSION:
+        raise DamagedCodeError(f"version {version}; this pouch reads version {VERSION}")
+    if not 1 <= k <= m <= MAX_CODES or index >= m:
+        raise DamagedCodeError(f"impossible parameters: index {index}, k {k}, m {m}")
+    if not share:
+        raise DamagedCodeError("it carries no data")
+    return Code(prefix, index, k, m, share)
+
+
+@dataclass
+class Letter:
+    """The codes of one letter found so far (by digest prefix)."""
+
+    prefix: bytes
+    k: int
+    m: int
+    size: int
+    shares: dict[int, bytes] = field(default_factory=dict)
+    duplicates: int = 0
+
+    @property
+    def complete(self) -> bool:
+        return len(self.shares) >= self.k
+
+    def status(self) -> str:
+        have = len(self.shares)
+        if self.complete:
+            return f"letter {short(self.prefix)}: {have} of {self.m} codes, enough"
+        return (
+            f"need {self.k - have} more code{'s' if self.k - have != 1 else ''} "
+            f"of letter {short(self.prefix)}; have {have} of {self.m}"
+        )
+
+
+@dataclass
+class Collection:
+    """Every code scanned, sorted by letter; what was not usable, counted."""
+
+    letters: dict[bytes, Letter] = field(default_factory=dict)
+    foreign: int = 0  # QR codes that are not pouch codes
+    damaged: list[str] = field(default_factory=list)
+
+    def add(self, raw: bytes) -> None:
+        try:
+            code = parse(raw)
+        except NotACodeError:
+            self.foreign += 1
+            return
+        except DamagedCodeError as e:
+            self.damaged.append(str(e))
+            return
+        size = len(code.share)
+        letter = self.letters.setdefault(code.prefix, Letter(code.prefix, code.k, code.m, size))
+        if (code.k, code.m, size) != (letter.k, letter.m, letter.size):
+            # Same digest prefix, other parameters: a forged or mangled code
+            # (the CRC held). Kept apart rather than trusted either way.
+            self.damaged.append(
+                f"a code of letter {short(code.prefix)} disagrees with the others on its parameters"
+            )
+            return
+        held = letter.shares.get(code.index)
+        if held is not None:
+            if held != code.share:
+                self.damaged.append(
+                    f"two different codes claim place {code.index} of letter {short(code.prefix)}"
+                )
+            letter.duplicates += 1
+            return
+        letter.shares[code.index] = code.share
+
+    def extend(self, raws: Iterable[bytes]) -> None:
+        for raw in raws:
+            self.add(raw)
+
+
+def reassemble(letter: Letter) -> bytes:
+    """The container, from any k of a letter's codes, checked against the
+    digest its codes carry."""
+    import zfec
+
+    if not letter.complete:
+        raise PaperError(letter.status())
+    picked = sorted(letter.shares.items())[: letter.k]
+    blocks = zfec.Decoder(letter.k, letter.m).decode(
+        tuple(s for _, s in picked), tuple(i for i, _ in picked)
+    )
+    data = b"".join(bytes(b) for b in blocks)
+    length, d = PREFIX.unpack_from(data)
+    end = PREFIX.size + length
+    if end > len(data):
+        raise PaperError(f"the codes of letter {short(letter.prefix)} do not hold together")
+    container = data[PREFIX.size : end]
+    if (
+        any(data[end:])
+        or not hmac.compare_digest(d[:8], letter.prefix)
+        or not hmac.compare_digest(digest(container), d)
+    ):
+        raise PaperError(
+            f"the codes of letter {short(letter.prefix)} reassemble to something "
+            "that does not match their digest",
+            "some codes were altered; scan the pages again",
+        )
+    return container
