@@ -211,8 +211,32 @@ def letter_vectors() -> list[tuple[str, bytes]]:
     ]
 
 
+PAPER = Path(__file__).resolve().parent / "paper"
+
+
+def paper_vectors() -> list[tuple[str, bytes]]:
+    """The letter vector cut into paper codes at phone density (SPEC.md 7.5)."""
+    from pouch.paper import DENSITIES, codes
+
+    container = dict(letter_vectors())["trump_to_kim.pouch"]
+    phone = DENSITIES["phone"]
+    cut = codes.encode(container, phone.share_max, phone.per_page)
+    head = codes.parse(cut[0])
+    summary = _canonical.dumps({
+        "density": "phone", "k": head.k, "m": head.m, "share_size": len(head.share),
+        "digest": codes.digest(container).hex(),
+    })  # fmt: skip
+    stream = b"".join(len(c).to_bytes(2, "big") + c for c in cut)
+    return [("trump_to_kim.codes", stream), ("trump_to_kim.json", summary + b"\n")]
+
+
 def main() -> None:
-    folders = ((HERE, vectors()), (STATEMENTS, statement_vectors()), (LETTERS, letter_vectors()))
+    folders = (
+        (HERE, vectors()),
+        (STATEMENTS, statement_vectors()),
+        (LETTERS, letter_vectors()),
+        (PAPER, paper_vectors()),
+    )
     for folder, generated in folders:
         folder.mkdir(exist_ok=True)
         for name, data in generated:

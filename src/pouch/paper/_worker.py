@@ -20,6 +20,7 @@ A failure is one line on stderr and exit status 3.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import struct
 import sys
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from PIL import Image
 
-MEMORY = 2 << 30  # address space, bytes
+MEMORY = 1 << 30  # address space, bytes: a 100-megapixel image needs about 600 MiB
 CPU_SECONDS = 60
 MAX_INPUT = 256 << 20  # bytes
 MAX_PIXELS = 100_000_000  # per image or rendered page: a 100-megapixel photo
@@ -42,11 +43,20 @@ class InputError(Exception):
     """The input is not something this worker reads; the message says why."""
 
 
-def _limit() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY))
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+def _limit() -> tuple[int, int]:
+    """Set the limits; the tests can lower them (never raise them), to show
+    that each one holds: POUCH_TEST_PAPER_LIMITS=cpu_seconds,memory_mib."""
+    memory, cpu = MEMORY, CPU_SECONDS
+    lowered = os.environ.get("POUCH_TEST_PAPER_LIMITS")
+    if lowered:
+        seconds, mib = (int(x) for x in lowered.split(","))
+        cpu, memory = min(cpu, seconds), min(memory, mib << 20)
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    # SIGXCPU at the soft limit (the caller names it), SIGKILL a second on.
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return cpu, memory
 
 
 def codes_in(image: Image.Image) -> tuple[list[bytes], int]:
@@ -65,8 +75,13 @@ def codes_in(image: Image.Image) -> tuple[list[bytes], int]:
     for attempt in range(2):
         if attempt == 1:
             gray = gray.filter(ImageFilter.UnsharpMask(radius=3, percent=300, threshold=0))
+        # The pixels as a plain buffer: handed a PIL image, zxing-cpp turns a
+        # failure to copy it (out of memory) into a TypeError.
+        pixels = memoryview(gray.tobytes()).cast("B", (gray.height, gray.width))
         results = zxingcpp.read_barcodes(
-            gray, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode), return_errors=True
+            pixels,
+            formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode),
+            return_errors=True,
         )
         for r in results:
             if r.valid:
@@ -134,15 +149,26 @@ def _record(tag: bytes, body: bytes) -> None:
     sys.stdout.buffer.write(RECORD.pack(tag, len(body)) + body)
 
 
+def _input() -> bytes:
+    """stdin, up to MAX_INPUT (read in pieces: one read of MAX_INPUT would
+    reserve all of it at once)."""
+    pieces, size = [], 0
+    while size <= MAX_INPUT:
+        piece = sys.stdin.buffer.read1(1 << 20)
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    if size > MAX_INPUT:
+        raise InputError(f"the file is larger than {MAX_INPUT >> 20} MiB")
+    return b"".join(pieces)
+
+
 def main() -> int:
-    _limit()
-    data = sys.stdin.buffer.read(MAX_INPUT + 1)
-    if len(data) > MAX_INPUT:
-        print(f"the file is larger than {MAX_INPUT >> 20} MiB", file=sys.stderr)
-        return 3
+    _, memory = _limit()
     summary: dict[str, Any] = {"kind": None, "pages": 0, "unreadable": 0}
     try:
-        for kind, image in _images(data):
+        for kind, image in _images(_input()):
             summary["kind"] = kind
             summary["pages"] += 1
             found, unreadable = codes_in(image)
@@ -153,7 +179,7 @@ def main() -> int:
         print(e, file=sys.stderr)
         return 3
     except MemoryError:
-        print(f"decoding it needs more than {MEMORY >> 30} GiB of memory", file=sys.stderr)
+        print(f"decoding it needs more than {memory >> 20} MiB of memory", file=sys.stderr)
         return 3
     _record(b"E", json.dumps(summary).encode())
     sys.stdout.buffer.flush()

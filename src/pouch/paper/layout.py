@@ -121,7 +121,7 @@ def make_pdf(codes: list[bytes], density: Density, envelope: str) -> bytes:
         pdf.add_page()
         pdf.set_font("Helvetica", "B", 10)
         pdf.set_xy(left, 6)
-        pdf.cell(0, 5, f"pouch: a sealed letter on paper, codes {letter}")
+        pdf.cell(0, 5, f"pouch: sealed letter {letter}, on paper")
         pdf.set_xy(left, 6)
         pdf.cell(width, 5, f"page {page + 1} of {total}", align="R")
         pdf.set_font("Courier", "", 8)
