@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test lint bench fuzz soak age-cli bytecode clean
+.PHONY: demo test lint bench fuzz soak age-cli qr-tools bytecode clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ age-cli:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq age >/dev/null; }
 
+# The stock QR tools the paper bench compares with (Debian's qrencode, zbar).
+qr-tools:
+	@command -v qrencode >/dev/null 2>&1 && command -v zbarimg >/dev/null 2>&1 || { \
+		echo "installing Debian's qrencode and zbar-tools"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qrencode zbar-tools >/dev/null; }
+
 demo: $(VENV)/.installed age-cli
 	$(BIN)/python demo/demo.py
 
@@ -49,11 +56,12 @@ test: lint age-cli
 bytecode:
 	$(BIN)/python -m compileall -q src >/dev/null
 
-bench: $(VENV)/.installed age-cli bytecode
+bench: $(VENV)/.installed age-cli qr-tools bytecode
 	$(BIN)/python bench/bench_age.py
 	$(BIN)/python bench/bench_letters.py
 	$(BIN)/python bench/bench_custody.py
 	$(BIN)/python bench/bench_ledger.py
+	$(BIN)/python bench/bench_paper.py
 
 # 500 SIGKILL trials of seal and open (make test runs 50).
 soak: $(VENV)/.test-installed

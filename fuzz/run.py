@@ -25,6 +25,7 @@ TARGETS = [
     "fuzz_container",
     "fuzz_statements",
     "fuzz_ledger",
+    "fuzz_paper",
 ]
 
 
@@ -39,6 +40,7 @@ def seed(corpus: Path) -> None:
             *VECTORS.glob("statements/*.json"),
             *VECTORS.glob("statements/*.receipt"),
             *VECTORS.glob("letters/*.tar"),
+            *VECTORS.glob("paper/*.codes"),
         ]
     ):
         (corpus / vector.name).write_bytes(vector.read_bytes()[:20000])
