@@ -180,6 +180,20 @@ def quote(text: str) -> None:
         say("          | " + line)
 
 
+def _damage(page: Path, photo: Path) -> str:
+    """What the road does to paper: a corner torn off, a coffee stain, the
+    page fed crooked into the scanner, a poor JPEG."""
+    from PIL import Image, ImageDraw
+
+    image = Image.open(page).convert("L")
+    w, h = image.size
+    draw = ImageDraw.Draw(image)
+    draw.polygon([(w, h * 0.55), (w, h), (w * 0.45, h)], fill=90)
+    draw.ellipse([w * 0.35, h * 0.30, w * 0.62, h * 0.47], fill=70)
+    image.rotate(2.5, expand=True, fillcolor=255).save(photo, quality=60)
+    return "rotated 2.5 degrees, JPEG quality 60"
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pouch-demo-") as tmp:
         play(Demo(Path(tmp)))
@@ -231,6 +245,9 @@ def play(demo: Demo) -> None:
     (d / "reply.txt").write_text(REPLY)
     demo.run([POUCH, "seal", "-t", "Donald J. Trump", "--reply-to", cancel_id, "--subject",
               "Your letter of 24 May", "-o", "reply.pouch", "reply.txt"], "kim")  # fmt: skip
+    say("   and prints a paper copy, for a second bag, in case the stick is taken at a border:")
+    demo.run([POUCH, "print", "reply.pouch", "-o", "reply.pdf", "--png", "reply-pages"],
+             show_out=True)  # fmt: skip
     demo.run([POUCH, "accredit", "Kim Yong-chol", "--role", "envoy", "--for", "Donald J. Trump",
               "-o", "chol.credential"], "kim")  # fmt: skip
     say("   the scope names Trump, so it travels sealed: Kim sends it to Trump in a letter")
@@ -284,7 +301,17 @@ def play(demo: Demo) -> None:
     reply_id = opened["letter_id"]
     demo.run([POUCH, "receipt", "receipt.pouch", "--letter", reply_id], "kim", show_out=True)
 
-    step("8. A copy tampered with in transit: one bit flipped")
+    step("8. The paper copy: torn and stained on the way, scanned at the White House, opened")
+    damaged = _damage(d / "reply-pages" / "page-01.png", d / "photo-of-page-1.jpg")
+    say(f"   page 1 arrives with its corner torn off and a coffee stain ({damaged})")
+    demo.run([POUCH, "scan", "photo-of-page-1.jpg", "-o", "scanned.pouch"], show_out=True)
+    r = demo.run([POUCH, "open", "scanned.pouch", "--json"], "trump", show_err=False)
+    again = json.loads(r.stdout)
+    assert again["letter_id"] == opened["letter_id"] and again["body"] == REPLY
+    say(f"   the same letter, byte for byte as printed: letter {again['letter_id'][:12]}, every "
+        f"signature verified; Trump's register: {again['order']['arrival']}")  # fmt: skip
+
+    step("9. A copy tampered with in transit: one bit flipped")
     data = bytearray((d / "reply.pouch").read_bytes())
     age_end = container.HEADER.size + container.HEADER.unpack(data[: container.HEADER.size])[-1]
     data[age_end - 100] ^= 0x01  # in the payload, before the custody trailer
@@ -293,7 +320,7 @@ def play(demo: Demo) -> None:
     assert r.returncode == 7 and r.stdout == b""
     say(f"   refused (exit {r.returncode}); nothing was written")
 
-    step("9. A forwarded copy: Kim passes Trump's letter on to his envoy as if it were his")
+    step("10. A forwarded copy: Kim passes Trump's letter on to his envoy as if it were his")
     demo.run([POUCH, "inspect", "cancel.pouch", "--extract-age", "cancel.age"])
     key = demo.run([POUCH, "key", "export", "--age"], "kim", show_err=False).stdout
     (d / "kim-age.key").write_bytes(key)
@@ -305,7 +332,7 @@ def play(demo: Demo) -> None:
     assert r.returncode == 12
     say("   the signed header names Kim, not Kim Yong-chol: refused (exit 12)")
 
-    step("10. January 2019: Trump's letter is flown to Pyongyang by a US courier")
+    step("11. January 2019: Trump's letter is flown to Pyongyang by a US courier")
     (d / "second.txt").write_text(SECOND)
     demo.run([POUCH, "seal", "-t", "Kim Jong-un", "--subject", "A second summit",
               "-o", "second.pouch", "second.txt"], "trump")  # fmt: skip
@@ -326,7 +353,7 @@ def play(demo: Demo) -> None:
     assert r.stdout.decode() == SECOND
     quote(r.stdout.decode())
 
-    step("11. The age layer stands alone: stock age and pouch age read each other")
+    step("12. The age layer stands alone: stock age and pouch age read each other")
     demo.run([POUCH, "age-keygen", "-o", "pyongyang.key"], show_err=False)
     recipient = (d / "pyongyang.key").read_text().split("# public key: ")[1].split()[0]
     demo.run([AGE, "-a", "-r", recipient, "-o", "second.age", "second.txt"])
@@ -337,7 +364,7 @@ def play(demo: Demo) -> None:
     assert r.stdout.decode() == SECOND
     say("   any age implementation reads pouch's outer layer, and the other way round")
 
-    step("12. Each side's register: the whole correspondence, in order")
+    step("13. Each side's register: the whole correspondence, in order")
     (d / "lost.txt").write_text(LOST)
     demo.run([POUCH, "seal", "-t", "Kim Jong-un", "--subject", "Hanoi, 27 February",
               "-o", "lost.pouch", "lost.txt"], "trump", show_err=False)  # fmt: skip

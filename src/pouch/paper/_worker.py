@@ -13,7 +13,7 @@ within what pouch.paper.codes accepts anyway.
 Output, on stdout: one record per code found,
     b"C" || uint32 length || the code's bytes
 then one summary record,
-    b"E" || uint32 length || JSON {"kind", "pages", "unreadable"}.
+    b"E" || uint32 length || JSON {"kind", "pages"}.
 A failure is one line on stderr and exit status 3.
 """
 
@@ -59,19 +59,16 @@ def _limit() -> tuple[int, int]:
     return cpu, memory
 
 
-def codes_in(image: Image.Image) -> tuple[list[bytes], int]:
-    """The payloads of the QR codes in image, and how many were seen but
-    could not be read.
+def codes_in(image: Image.Image) -> list[bytes]:
+    """The payloads of the QR codes in image.
 
-    A second pass on a sharpened copy runs when the first saw codes it could
-    not read: it recovers most codes a phone's blur took (measured in
-    tests/test_paper_images.py)."""
+    A second pass, on a sharpened copy, runs when the first saw codes it
+    could not read: it recovers most of the codes a phone's blur took."""
     import zxingcpp
     from PIL import ImageFilter
 
     gray = image.convert("L")
     found: dict[bytes, None] = {}
-    unreadable = sys.maxsize
     for attempt in range(2):
         if attempt == 1:
             gray = gray.filter(ImageFilter.UnsharpMask(radius=3, percent=300, threshold=0))
@@ -86,11 +83,9 @@ def codes_in(image: Image.Image) -> tuple[list[bytes], int]:
         for r in results:
             if r.valid:
                 found.setdefault(r.bytes)
-        # Seen and not read, by the pass that did best.
-        unreadable = min(unreadable, sum(not r.valid for r in results))
-        if found and not unreadable:
+        if found and all(r.valid for r in results):
             break
-    return list(found), unreadable
+    return list(found)
 
 
 def _images(data: bytes) -> Iterator[tuple[str, Image.Image]]:
@@ -154,7 +149,7 @@ def _input() -> bytes:
     reserve all of it at once)."""
     pieces, size = [], 0
     while size <= MAX_INPUT:
-        piece = sys.stdin.buffer.read1(1 << 20)
+        piece = sys.stdin.buffer.read(1 << 20)
         if not piece:
             break
         pieces.append(piece)
@@ -166,14 +161,12 @@ def _input() -> bytes:
 
 def main() -> int:
     _, memory = _limit()
-    summary: dict[str, Any] = {"kind": None, "pages": 0, "unreadable": 0}
+    summary: dict[str, Any] = {"kind": None, "pages": 0}
     try:
         for kind, image in _images(_input()):
             summary["kind"] = kind
             summary["pages"] += 1
-            found, unreadable = codes_in(image)
-            summary["unreadable"] += unreadable
-            for payload in found:
+            for payload in codes_in(image):
                 _record(b"C", payload)
     except InputError as e:
         print(e, file=sys.stderr)

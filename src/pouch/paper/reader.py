@@ -37,16 +37,14 @@ class Source:
     kind: str | None = None
     pages: int = 0
     codes: list[bytes] = field(default_factory=list)
-    unreadable: int = 0
     error: str | None = None
 
     def describe(self) -> str:
         if self.error is not None:
             return f"{self.name}: {self.error}"
         pages = f", {self.pages} pages" if self.pages > 1 else ""
-        seen = f", {self.unreadable} seen but unreadable" if self.unreadable else ""
         n = len(self.codes)
-        return f"{self.name}: {n} QR code{'s' if n != 1 else ''} ({self.kind}{pages}){seen}"
+        return f"{self.name}: {n} QR code{'s' if n != 1 else ''} ({self.kind}{pages})"
 
 
 def read(paths: Sequence[str], jobs: int | None = None) -> list[Source]:
@@ -126,12 +124,10 @@ def _parse_output(out: bytes, source: Source) -> None:
             summary = json.loads(body)
             if not isinstance(summary, dict):
                 raise ValueError("bad summary")
-            kind, pages, unreadable = (summary.get(k) for k in ("kind", "pages", "unreadable"))
+            kind, pages = summary.get("kind"), summary.get("pages")
             if not (isinstance(kind, str | None) and isinstance(pages, int)):
                 raise ValueError("bad summary")
-            if not isinstance(unreadable, int):
-                raise ValueError("bad summary")
-            source.kind, source.pages, source.unreadable = kind, pages, unreadable
+            source.kind, source.pages = kind, pages
             return
         else:
             raise ValueError("unexpected record")
