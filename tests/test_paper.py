@@ -195,3 +195,28 @@ def test_damaged_codes_never_give_a_wrong_container(seed: int, damage: bytes) ->
             assert codes.reassemble(letter) == container
         except PaperError:
             pass
+
+
+@given(st.binary(max_size=2000))
+def test_the_workers_answer_is_parsed_strictly(out: bytes) -> None:
+    from pouch.paper import reader
+
+    source = reader.Source("x")
+    try:
+        reader._parse_output(out, source)
+    except ValueError:
+        return
+    assert out.endswith(b"}") and isinstance(source.pages, int)
+
+
+def test_the_workers_answer_round_trips() -> None:
+    from pouch.paper import reader
+
+    out = b"C\0\0\0\x03abcE" + len(b'{"kind":"png","pages":1}').to_bytes(4, "big")
+    out += b'{"kind":"png","pages":1}'
+    source = reader.Source("x")
+    reader._parse_output(out, source)
+    assert (source.codes, source.kind, source.pages) == ([b"abc"], "png", 1)
+    for bad in (out + b"C", out[:-1], b"X" + out[1:], out.replace(b"E", b"C", 1)):
+        with pytest.raises(ValueError):
+            reader._parse_output(bad, reader.Source("x"))

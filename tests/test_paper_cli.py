@@ -323,6 +323,39 @@ def test_hostile_pdfs_fail_cleanly(tmp_path: Path, printed: Printed) -> None:
     assert r.code == 0 and out.read_bytes() == LETTER.read_bytes()
 
 
+@pytest.mark.parametrize(
+    ("behaviour", "expected"),
+    [
+        ("sys.stdout.buffer.write(b'C' + bytes(4096) * 20000)", "answer is too long"),
+        ("sys.stdout.buffer.write(b'C\\xff\\xff\\xff\\xffjunk')", "answer is malformed"),
+        ("import time; time.sleep(30)", "decoding took longer than 2 s"),
+        ("raise RuntimeError('taken over')", "the decoder failed (RuntimeError: taken over)"),
+    ],
+)
+def test_a_worker_taken_over_is_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, behaviour: str, expected: str
+) -> None:
+    """What if a hostile file took the worker over: it is a process that
+    can say anything, for as long as it likes. The caller bounds it."""
+    from pouch.paper import reader
+
+    worker = tmp_path / "hostile_worker.py"
+    worker.write_text(f"import sys\n{behaviour}\n")
+    monkeypatch.setattr(reader, "WORKER", worker)
+    monkeypatch.setenv("POUCH_TEST_PAPER_TIMEOUT", "2")
+    (source,) = reader.read([str(LETTER)])
+    assert source.error is not None and expected in source.error
+    assert source.codes == []
+
+
+def test_only_regular_files_are_read(tmp_path: Path) -> None:
+    from pouch.paper import reader
+
+    (directory, device) = reader.read([str(tmp_path), "/dev/zero"])
+    assert directory.error is not None and "Is a directory" in directory.error
+    assert device.error == "not a regular file; not read"
+
+
 def test_scan_does_not_overwrite(tmp_path: Path, printed: Printed) -> None:
     out = tmp_path / "there.pouch"
     out.write_bytes(b"mine")

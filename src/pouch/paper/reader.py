@@ -11,21 +11,26 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
+import signal
+import stat
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import PaperError
 from .codes import Collection, Letter, short
 
 WORKER = Path(__file__).with_name("_worker.py")
 TIMEOUT = 120.0  # seconds of wall clock per input
-MAX_INPUT = 256 << 20  # the worker's own limit, checked before it starts
 MAX_OUTPUT = 64 << 20  # what a worker may send back
+MAX_STDERR = 4096  # of its stderr, the tail is kept
 _RECORD = struct.Struct(">cI")
 
 
@@ -56,37 +61,76 @@ def read(paths: Sequence[str], jobs: int | None = None) -> list[Source]:
 
 def _read_one(path: str) -> Source:
     source = Source(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_INPUT + 1)
-    except OSError as e:
-        source.error = f"cannot be read: {e.strerror}"
-        return source
-    if len(data) > MAX_INPUT:
-        source.error = f"larger than {MAX_INPUT >> 20} MiB; not read"
-        return source
     # The tests can shorten the timeout, to show that it holds.
     timeout = min(TIMEOUT, float(os.environ.get("POUCH_TEST_PAPER_TIMEOUT") or TIMEOUT))
     try:
-        done = subprocess.run(
-            [sys.executable, "-I", str(WORKER)],
-            input=data,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
+        # The worker reads the file itself, as its stdin: this process never
+        # holds an input (up to 256 MiB each, one per core) in memory.
+        with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                source.error = "not a regular file; not read"
+                return source
+            returncode, out, err = _run_worker(f, timeout)
+    except OSError as e:
+        source.error = f"cannot be read: {e.strerror}"
+        return source
+    if returncode is None:
         source.error = f"decoding took longer than {timeout:g} s; stopped"
-        return source
-    if done.returncode != 0:
-        source.error = _failure(done.returncode, done.stderr)
-        return source
-    try:
-        _parse_output(done.stdout, source)
-    except ValueError:
-        source.error = "the decoder's answer is malformed; nothing from it is used"
-        source.codes = []
+    elif len(out) > MAX_OUTPUT:
+        source.error = "the decoder's answer is too long; nothing from it is used"
+    elif returncode != 0:
+        source.error = _failure(returncode, bytes(err))
+    else:
+        try:
+            _parse_output(bytes(out), source)
+        except ValueError:
+            source.error = "the decoder's answer is malformed; nothing from it is used"
+            source.codes = []
     return source
+
+
+def _run_worker(stdin: BinaryIO, timeout: float) -> tuple[int | None, bytearray, bytearray]:
+    """Run the worker on stdin: its exit status (None if it ran out of
+    time and was killed), its stdout (cut, and the worker killed, past
+    MAX_OUTPUT) and the tail of its stderr. What a worker taken over by a
+    hostile file sends back is bounded here, not trusted to be small."""
+    proc = subprocess.Popen(
+        [sys.executable, "-I", str(WORKER)],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    out, err = bytearray(), bytearray()
+    deadline = time.monotonic() + timeout
+    try:
+        with selectors.DefaultSelector() as pipes:
+            assert proc.stdout is not None and proc.stderr is not None
+            pipes.register(proc.stdout, selectors.EVENT_READ, out)
+            pipes.register(proc.stderr, selectors.EVENT_READ, err)
+            while pipes.get_map():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None, out, err
+                for key, _ in pipes.select(left):
+                    chunk = os.read(key.fd, 1 << 16)
+                    if not chunk:
+                        pipes.unregister(key.fileobj)
+                        continue
+                    key.data.extend(chunk)
+                    if len(out) > MAX_OUTPUT:
+                        return -signal.SIGKILL, out, err
+                    del err[:-MAX_STDERR]
+        try:
+            return proc.wait(max(deadline - time.monotonic(), 0)), out, err
+        except subprocess.TimeoutExpired:
+            return None, out, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def _failure(returncode: int, stderr: bytes) -> str:
@@ -94,8 +138,6 @@ def _failure(returncode: int, stderr: bytes) -> str:
     if returncode == 3 and lines:
         return lines[-1][:300]
     if returncode < 0:
-        import signal
-
         name = signal.Signals(-returncode).name
         if name == "SIGXCPU":
             return "decoding it took more than its CPU time; stopped"
