@@ -21,19 +21,11 @@ def _read_container(path: str) -> tuple[bytes, str]:
     import io
 
     from .. import container
+    from .._io import read_small
     from ..paper import DENSITIES, codes
 
     largest = max(codes.max_container(d.share_max) for d in DENSITIES.values())
-    try:
-        with open(path, "rb") as f:
-            data = f.read(largest + 1)
-    except OSError as e:
-        raise FileError(f"cannot read {path}: {e.strerror}") from None
-    if len(data) > largest:
-        raise PaperError(
-            f"{path} is too large for paper: at most {largest} bytes go on paper",
-            "carry it as a file",
-        )
+    data = read_small(path, largest, "paper (carry it as a file)", PaperError)
     envelope = container.load(io.BytesIO(data)).envelope_id()
     return data, envelope
 
