@@ -17,7 +17,7 @@ from pouch import age
 from pouch.age.x25519 import X25519Identity
 from pouch.paper import DENSITIES, codes, layout
 from tests import paperlab as lab
-from tests.conftest import det_rand, pouch, random_bytes
+from tests.conftest import POUCH, det_rand, pouch, random_bytes
 from tests.vectors.generate import vector_identity
 
 LETTER = Path(__file__).resolve().parent / "vectors" / "letters" / "trump_to_kim.pouch"
@@ -287,16 +287,17 @@ def _pdf(objects: list[bytes]) -> bytes:
     return out
 
 
-def _slow_pdf(operations: int) -> bytes:
-    """A page that draws a million rectangles a second's worth: 126 KB
-    that keep pdfium busy for five seconds at 5 million."""
+def _slow_pdf(operations: int, pages: int = 1) -> bytes:
+    """Pages that draw operations rectangles each: a million a second for
+    pdfium here. 126 KB keep it busy five seconds a page at 5 million."""
     drawing = zlib.compress(b"0 0 1 1 re f\n" * operations)
+    kids = b" ".join(b"%d 0 R" % (4 + i) for i in range(pages))
     return _pdf([
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>",
+        b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages),
         b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(drawing) + drawing
         + b"\nendstream",
+        *[b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 3 0 R >>"] * pages,
     ])  # fmt: skip
 
 
@@ -317,6 +318,11 @@ def test_hostile_pdfs_fail_cleanly(tmp_path: Path, printed: Printed) -> None:
     r = pouch("scan", photo, "-o", out, env={"POUCH_TEST_PAPER_LIMITS": "60,48"})
     assert r.code == EXIT_PAPER and "Traceback" not in r.err, r.err
     assert "photo.png: decoding it needs more than 48 MiB of memory" in r.err
+    # pdfium gives up on a 200 MB drawing within the memory limit by
+    # aborting: in-process, that would have ended pouch itself.
+    crash = _save(tmp_path, "crash.pdf", _slow_pdf(15_000_000))
+    err = _scan_fails(tmp_path / "out.pouch", crash)
+    assert "crash.pdf: the decoder was stopped (SIGABRT)" in err
     # The same inputs, beside the real pages, cost nothing but their lines.
     r = pouch("scan", garbage, slow, printed.pdf, "-o", out,
               env={"POUCH_TEST_PAPER_LIMITS": "1,1024"})  # fmt: skip
@@ -330,6 +336,12 @@ def test_hostile_pdfs_fail_cleanly(tmp_path: Path, printed: Printed) -> None:
         ("sys.stdout.buffer.write(b'C\\xff\\xff\\xff\\xffjunk')", "answer is malformed"),
         ("import time; time.sleep(30)", "decoding took longer than 2 s"),
         ("raise RuntimeError('taken over')", "the decoder failed (RuntimeError: taken over)"),
+        ("import os; os.kill(os.getpid(), 40)", "the decoder was stopped (signal 40)"),
+        (
+            "sys.stdout.buffer.write(b'E' + (1000).to_bytes(4, 'big') + b'[' * 1000)",
+            "answer is malformed",
+        ),
+        ("print('\\x1b[2Jcleared', file=sys.stderr); sys.exit(3)", "?[2Jcleared"),
     ],
 )
 def test_a_worker_taken_over_is_bounded(
@@ -348,12 +360,120 @@ def test_a_worker_taken_over_is_bounded(
     assert source.codes == []
 
 
-def test_only_regular_files_are_read(tmp_path: Path) -> None:
+def test_codes_read_before_a_worker_died_are_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PDF whose last page brings pdfium down: its first pages' codes
+    still count (checked against the digest like any code)."""
+    from pouch.paper import codes as paper_codes
     from pouch.paper import reader
 
-    (directory, device) = reader.read([str(tmp_path), "/dev/zero"])
-    assert directory.error is not None and "Is a directory" in directory.error
-    assert device.error == "not a regular file; not read"
+    vector = Path(__file__).resolve().parent / "vectors" / "paper" / "trump_to_kim.codes"
+    worker = tmp_path / "dying_worker.py"
+    worker.write_text(
+        "import os, sys\n"
+        f"data = open({str(vector)!r}, 'rb').read()\n"
+        "pos = 0\n"
+        "while pos < len(data):\n"
+        "    n = int.from_bytes(data[pos:pos + 2], 'big')\n"
+        "    sys.stdout.buffer.write(b'C' + n.to_bytes(4, 'big') + data[pos + 2:pos + 2 + n])\n"
+        "    pos += 2 + n\n"
+        "sys.stdout.buffer.write(b'C\\0\\0')  # torn\n"
+        "sys.stdout.flush()\n"
+        "os.abort()\n"
+    )
+    monkeypatch.setattr(reader, "WORKER", worker)
+    (source,) = reader.read([str(LETTER)])
+    assert source.error is not None and "SIGABRT" in source.error
+    assert len(source.codes) == 48
+    assert "(the 48 QR codes read before it stopped are used)" in source.describe()
+    collection = reader.collect([source])
+    assert paper_codes.reassemble(reader.choose(collection, None)) == LETTER.read_bytes()
+
+
+def test_only_regular_files_are_read(tmp_path: Path) -> None:
+    """A folder, a device, a FIFO (which would wait for a writer forever)."""
+    import os
+
+    from pouch.paper import reader
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    sources = reader.read([str(tmp_path), "/dev/zero", str(fifo)])
+    assert [s.error for s in sources] == ["not a regular file; not read"] * 3
+
+
+def test_a_stopped_scan_leaves_no_worker_running(tmp_path: Path) -> None:
+    """SIGTERM in the middle of a slow input: pouch scan ends at once, and
+    its worker (and anything the worker started) with it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    slow = _save(tmp_path, "slow.pdf", _slow_pdf(2_000_000, pages=8))  # 14 s of pdfium
+    scan = subprocess.Popen([POUCH, "scan", slow, "-o", tmp_path / "x.pouch"],
+                            stderr=subprocess.PIPE)  # fmt: skip
+    time.sleep(1.5)
+    workers = _workers_of(scan.pid)
+    assert workers, "the worker should be running"
+    began = time.monotonic()
+    scan.send_signal(signal.SIGTERM)
+    scan.wait(timeout=20)
+    assert time.monotonic() - began < 5
+    time.sleep(0.2)
+    assert not any(os.path.exists(f"/proc/{pid}") and _alive(pid) for pid in workers)
+
+
+def _workers_of(parent: int) -> list[int]:
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                found.append(int(entry))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_scanners_16_bit_gray_and_transparent_pngs(tmp_path: Path, printed: Printed) -> None:
+    page = printed.images[0].convert("L")
+    deep = page.point(lambda v: 20 if v < 128 else 230).convert("I").point(lambda v: v * 257)
+    deep_path = tmp_path / "gray16.png"
+    deep.convert("I;16").save(deep_path)
+    assert Image.open(deep_path).mode.startswith("I;16")
+    clear = Image.new("LA", page.size, (0, 0))
+    clear.putalpha(page.point(lambda v: 255 - v))  # ink opaque, paper transparent
+    clear_path = _save(tmp_path, "clear.png", clear)
+    r = pouch("scan", deep_path, clear_path, *printed.pages[1:3], "-o", tmp_path / "a.pouch")
+    assert r.code == 0, r.err
+    assert "gray16.png: 12 QR codes (png)" in r.err and "clear.png: 12 QR codes (png)" in r.err
+
+
+def test_print_writes_all_of_its_files_or_none(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("mine")
+    r = pouch("print", LETTER, "-o", tmp_path / "o.pdf", "--png", tmp_path / "afile")
+    assert r.code == 10 and "is not a folder" in r.err
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "page-03.png").write_text("mine")
+    r = pouch("print", LETTER, "-o", tmp_path / "o.pdf", "--png", pages)
+    assert r.code == 10 and "page-03.png already exists" in r.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "pages"]
+    assert [p.name for p in pages.iterdir()] == ["page-03.png"]
 
 
 def test_scan_does_not_overwrite(tmp_path: Path, printed: Printed) -> None:

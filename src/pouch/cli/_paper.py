@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,32 +55,65 @@ def print_command(file: str, output: str, density: str, png_dir: str | None) -> 
     pouch still comes back whole with `pouch scan`. The PDF is read back
     before it is written.
     """
-    from .._io import atomic_output
     from ..paper import print_pages
+    from ..paper.layout import png
 
     _refuse_existing(output)
     data, envelope = _read_container(file)
     printed = print_pages(data, envelope, density)
     n = len(printed.pages)
-    pngs = [Path(png_dir) / f"page-{i:02d}.png" for i in range(1, n + 1)] if png_dir else []
-    _refuse_existing(*pngs)
-    with atomic_output(output, replace=False) as f:
-        f.write(printed.pdf)
+    files = {Path(output): printed.pdf}
+    if png_dir is not None:
+        if os.path.lexists(png_dir) and not os.path.isdir(png_dir):
+            raise RefusedError(f"{png_dir} exists and is not a folder")
+        for i, page in enumerate(printed.pages, 1):
+            files[Path(png_dir) / f"page-{i:02d}.png"] = png(page)
+    _refuse_existing(*files)
+    created = png_dir is not None and not os.path.isdir(png_dir)
+    try:
+        if png_dir is not None:
+            os.makedirs(png_dir, exist_ok=True)
+        _write_all(files)
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(png_dir)  # type: ignore[arg-type]
+        raise
     click.echo(
         f"Printed {file} to {output}: {n} page{'s' if n != 1 else ''} of A4, "
         f"{printed.codes} codes of letter {printed.letter}, any {printed.needed} of which suffice."
     )
-    if pngs:
-        from ..paper.layout import png
-
-        try:
-            pngs[0].parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise FileError(f"cannot create {png_dir}: {e.strerror}") from None
-        for path, page in zip(pngs, printed.pages, strict=True):
-            with atomic_output(path, replace=False) as f:
-                f.write(png(page))
+    if png_dir is not None:
         click.echo(f"Wrote {n} PNG page{'s' if n != 1 else ''} (300 dpi) to {png_dir}.")
+
+
+def _write_all(files: dict[Path, bytes]) -> None:
+    """Write every file, or none: all are staged first, then named; if one
+    cannot be, those already named are removed again."""
+    from .._io import StagedFile, new_file_mode
+
+    staged: list[tuple[Path, StagedFile]] = []
+    named: list[Path] = []
+    current = next(iter(files))
+    try:
+        for current, data in files.items():
+            staged.append((current, StagedFile(Path(os.path.realpath(current)).parent)))
+            staged[-1][1].file.write(data)
+        for current, file in staged:
+            file.publish(current, new_file_mode(current), replace=False)
+            named.append(current)
+    except BaseException as e:
+        for path in named:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        if isinstance(e, FileExistsError):
+            raise RefusedError(f"{current} already exists", "pouch does not overwrite it") from None
+        if isinstance(e, OSError):
+            raise FileError(f"cannot write {current}: {e.strerror}") from None
+        raise
+    finally:
+        for _, file in staged:
+            file.close()
 
 
 @cli.command("scan")
@@ -108,9 +142,8 @@ def scan_command(inputs: tuple[str, ...], output: str, letter: str | None) -> No
     for source in sources:
         click.echo(source.describe(), err=True)
     collection = reader.collect(sources)
-    chosen = reader.choose(collection, letter)
+    data, chosen = codes.recover(collection, reader.choose(collection, letter).prefix)
     _report_unused(collection, chosen)
-    data = codes.reassemble(chosen)
     try:
         envelope = container.load(io.BytesIO(data)).envelope_id()
     except PouchError as e:
@@ -127,7 +160,7 @@ def scan_command(inputs: tuple[str, ...], output: str, letter: str | None) -> No
 
 
 def _report_unused(collection: Collection, chosen: Letter) -> None:
-    others = [x for x in collection.letters.values() if x is not chosen]
+    others = [x for x in collection.letters.values() if x.prefix != chosen.prefix]
     for other in others:
         click.echo(f"warning: ignored the codes of another letter: {other.status()}", err=True)
     if collection.damaged:
@@ -136,6 +169,8 @@ def _report_unused(collection: Collection, chosen: Letter) -> None:
             f"{'; '.join(sorted(set(collection.damaged))[:3])}",
             err=True,
         )
+    for note in collection.set_aside(chosen):
+        click.echo(f"warning: {note}", err=True)
     if collection.foreign:
         click.echo(
             f"note: ignored {collection.foreign} QR code(s) that are not pouch codes", err=True

@@ -72,5 +72,5 @@ def scan(paths: Sequence[str], letter: str | None = None) -> Scanned:
 
     sources = reader.read(paths)
     collection = reader.collect(sources)
-    chosen = reader.choose(collection, letter)
-    return Scanned(_codes.reassemble(chosen), sources, chosen, collection)
+    container, chosen = _codes.recover(collection, reader.choose(collection, letter).prefix)
+    return Scanned(container, sources, chosen, collection)

@@ -13,7 +13,7 @@ within what pouch.paper.codes accepts anyway.
 Output, on stdout: one record per code found,
     b"C" || uint32 length || the code's bytes
 then one summary record,
-    b"E" || uint32 length || JSON {"kind", "pages"}.
+    b"E" || uint32 length || JSON {"kind", "pages", "skipped"}.
 A failure is one line on stderr and exit status 3.
 """
 
@@ -25,7 +25,7 @@ import resource
 import struct
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -67,7 +67,7 @@ def codes_in(image: Image.Image) -> list[bytes]:
     import zxingcpp
     from PIL import ImageFilter
 
-    gray = image.convert("L")
+    gray = _gray(image)
     found: dict[bytes, None] = {}
     for attempt in range(2):
         if attempt == 1:
@@ -88,7 +88,26 @@ def codes_in(image: Image.Image) -> list[bytes]:
     return list(found)
 
 
-def _images(data: bytes) -> Iterator[tuple[str, Image.Image]]:
+def _gray(image: Image.Image) -> Image.Image:
+    """8-bit gray, whatever the scanner or camera gave: 16-bit and 32-bit
+    gray scaled down (converting clips them to white), transparency laid
+    on white paper."""
+    from PIL import Image
+
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        image = image.convert("I")
+    if image.mode in ("I", "F"):
+        low, high = cast("tuple[float, float]", image.getextrema())
+        span = (high - low) or 1.0
+        return image.point(lambda v: (v - low) * 255 / span).convert("L")
+    if "A" in image.getbands() or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, "white")
+        return Image.alpha_composite(paper, rgba).convert("L")
+    return image.convert("L")
+
+
+def _images(data: bytes) -> Iterator[tuple[str, Image.Image | None]]:
     if data.startswith(b"\x89PNG\r\n\x1a\n") or data.startswith(b"\xff\xd8\xff"):
         yield from _photo(data)
     elif b"%PDF-" in data[:1024]:
@@ -107,7 +126,7 @@ def _photo(data: bytes) -> Iterator[tuple[str, Image.Image]]:
     warnings.simplefilter("error", Image.DecompressionBombWarning)
     try:
         image = Image.open(io.BytesIO(data), formats=["PNG", "JPEG"])
-        kind = image.format.lower() if image.format else "image"
+        kind = "png" if image.format == "PNG" else "jpeg"
         image.draft("L", image.size)  # JPEG: decode the gray channel only
         image.load()
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
@@ -117,7 +136,7 @@ def _photo(data: bytes) -> Iterator[tuple[str, Image.Image]]:
     yield kind, image
 
 
-def _pdf(data: bytes) -> Iterator[tuple[str, Image.Image]]:
+def _pdf(data: bytes) -> Iterator[tuple[str, Image.Image | None]]:
     import pypdfium2 as pdfium
 
     try:
@@ -126,18 +145,33 @@ def _pdf(data: bytes) -> Iterator[tuple[str, Image.Image]]:
         raise InputError(f"the PDF cannot be read: {e}") from None
     if len(doc) > MAX_PAGES:
         raise InputError(f"the PDF has {len(doc)} pages; pouch reads at most {MAX_PAGES}")
-    for page in doc:
-        width, height = page.get_size()  # points
-        scale = DPI / 72
-        if width * height * scale * scale > MAX_PIXELS:
-            # A page the size of a wall: render it smaller, not bigger than
-            # the limit (its codes, if any, are then likely lost).
-            scale = (MAX_PIXELS / max(width * height, 1.0)) ** 0.5
+    for i in range(len(doc)):
+        # Each page closed before the next is loaded: pdfium keeps what a
+        # page parsed until it is, and hostile pages add up.
+        page = doc[i]
         try:
-            bitmap = page.render(scale=scale, grayscale=True, no_smoothimage=True)
-        except pdfium.PdfiumError as e:
-            raise InputError(f"a page of the PDF cannot be rendered: {e}") from None
-        yield "pdf", bitmap.to_pil()
+            yield "pdf", _render(pdfium, page)
+        finally:
+            page.close()
+
+
+def _render(pdfium: Any, page: Any) -> Image.Image | None:
+    """The page at DPI, or None if pdfium cannot render it."""
+    width, height = page.get_size()  # points
+    scale = DPI / 72
+    if width * height * scale * scale > MAX_PIXELS:
+        # A page the size of a wall: render it smaller, not bigger than
+        # the limit (its codes, if any, are then likely lost).
+        scale = (MAX_PIXELS / max(width * height, 1.0)) ** 0.5
+    try:
+        bitmap = page.render(scale=scale, grayscale=True, no_smoothimage=True)
+    except pdfium.PdfiumError:
+        return None  # skipped; the other pages still count
+    try:
+        image: Image.Image = bitmap.to_pil().copy()  # its own pixels: the bitmap goes
+    finally:
+        bitmap.close()
+    return image
 
 
 def _record(tag: bytes, body: bytes) -> None:
@@ -161,11 +195,14 @@ def _input() -> bytes:
 
 def main() -> int:
     _, memory = _limit()
-    summary: dict[str, Any] = {"kind": None, "pages": 0}
+    summary: dict[str, Any] = {"kind": None, "pages": 0, "skipped": 0}
     try:
         for kind, image in _images(_input()):
             summary["kind"] = kind
             summary["pages"] += 1
+            if image is None:
+                summary["skipped"] += 1
+                continue
             for payload in codes_in(image):
                 _record(b"C", payload)
     except InputError as e:

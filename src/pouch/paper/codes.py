@@ -25,6 +25,7 @@ everything in them is checked here.
 from __future__ import annotations
 
 import hmac
+import random
 import struct
 import zlib
 from collections.abc import Iterable
@@ -112,36 +113,53 @@ class DamagedCodeError(ValueError):
 def parse(raw: bytes) -> Code:
     """One code's payload, checked: NotACodeError if it is not ours at all,
     DamagedCodeError if it is ours and does not hold together."""
-    if len(raw) < HEADER_SIZE or raw[:3] != MAGIC:
+    if raw[:3] != MAGIC:
         raise NotACodeError("not a pouch code")
+    if len(raw) < HEADER_SIZE:
+        raise DamagedCodeError("it is cut short")
     _, version, prefix, index, k, m = HEAD.unpack_from(raw)
+    if version != VERSION:  # before the CRC: another version may place it elsewhere
+        raise DamagedCodeError(f"version {version}; this pouch reads version {VERSION}")
     (crc,) = CRC.unpack_from(raw, HEAD.size)
     share = raw[HEADER_SIZE:]
     if zlib.crc32(share, zlib.crc32(raw[: HEAD.size])) != crc:
         raise DamagedCodeError("its CRC does not match")
-    if version != VERSION:
-        raise DamagedCodeError(f"version {version}; this pouch reads version {VERSION}")
-    if not 1 <= k <= m <= MAX_CODES or index >= m:
-        raise DamagedCodeError(f"impossible parameters: index {index}, k {k}, m {m}")
-    if not share:
-        raise DamagedCodeError("it carries no data")
+    # What no encoder makes (section 7.1): k data codes of at most 192, at
+    # least 4k/3 codes in all, room for the 40-byte prefix.
+    if (
+        not 1 <= k <= MAX_DATA_CODES
+        or not -(-4 * k // 3) <= m <= MAX_CODES
+        or index >= m
+        or k * len(share) < PREFIX.size
+    ):
+        raise DamagedCodeError(
+            f"impossible parameters: index {index}, k {k}, m {m}, {len(share)}-byte share"
+        )
     return Code(prefix, index, k, m, share)
 
 
 @dataclass
 class Letter:
-    """The codes of one letter found so far (by digest prefix)."""
+    """The codes of one letter found so far: one digest prefix and one set
+    of parameters (k, m, share size). Every different share seen at a
+    place is kept: the CRC is no signature, and anyone can make a code
+    with this prefix, so the first one seen is not trusted over the rest."""
 
     prefix: bytes
     k: int
     m: int
     size: int
-    shares: dict[int, bytes] = field(default_factory=dict)
-    duplicates: int = 0
+    shares: dict[int, list[bytes]] = field(default_factory=dict)
+    codes: int = 0  # every code seen, duplicates included
 
     @property
     def complete(self) -> bool:
         return len(self.shares) >= self.k
+
+    @property
+    def contested(self) -> int:
+        """Places held by more than one different share."""
+        return sum(len(v) > 1 for v in self.shares.values())
 
     def status(self) -> str:
         have = len(self.shares)
@@ -157,7 +175,7 @@ class Letter:
 class Collection:
     """Every code scanned, sorted by letter; what was not usable, counted."""
 
-    letters: dict[bytes, Letter] = field(default_factory=dict)
+    variants: dict[tuple[bytes, int, int, int], Letter] = field(default_factory=dict)
     foreign: int = 0  # QR codes that are not pouch codes
     damaged: list[str] = field(default_factory=list)
 
@@ -170,55 +188,125 @@ class Collection:
         except DamagedCodeError as e:
             self.damaged.append(str(e))
             return
-        size = len(code.share)
-        letter = self.letters.setdefault(code.prefix, Letter(code.prefix, code.k, code.m, size))
-        if (code.k, code.m, size) != (letter.k, letter.m, letter.size):
-            # Same digest prefix, other parameters: a forged or mangled code
-            # (the CRC held). Kept apart rather than trusted either way.
-            self.damaged.append(
-                f"a code of letter {short(code.prefix)} disagrees with the others on its parameters"
-            )
-            return
-        held = letter.shares.get(code.index)
-        if held is not None:
-            if held != code.share:
-                self.damaged.append(
-                    f"two different codes claim place {code.index} of letter {short(code.prefix)}"
-                )
-            letter.duplicates += 1
-            return
-        letter.shares[code.index] = code.share
+        key = (code.prefix, code.k, code.m, len(code.share))
+        letter = self.variants.setdefault(key, Letter(*key))
+        letter.codes += 1
+        held = letter.shares.setdefault(code.index, [])
+        if code.share not in held:
+            held.append(code.share)
 
     def extend(self, raws: Iterable[bytes]) -> None:
         for raw in raws:
             self.add(raw)
 
+    @property
+    def letters(self) -> dict[bytes, Letter]:
+        """One Letter per digest prefix: of the sets of parameters its codes
+        claim, a complete one first, then the one holding most places,
+        then most codes (recover() tries every complete one)."""
+        best: dict[bytes, Letter] = {}
+        for letter in self.variants.values():
+            held = best.get(letter.prefix)
+            if held is None or _rank(letter) > _rank(held):
+                best[letter.prefix] = letter
+        return best
 
-def reassemble(letter: Letter) -> bytes:
-    """The container, from any k of a letter's codes, checked against the
-    digest its codes carry."""
-    import zfec
+    def set_aside(self, chosen: Letter) -> list[str]:
+        """What a reassembly of chosen leaves out of its letter's codes."""
+        notes = [
+            f"{x.codes} code(s) of letter {short(x.prefix)} disagree with the others on "
+            "their parameters"
+            for x in self.variants.values()
+            if x.prefix == chosen.prefix and x is not chosen
+        ]
+        if chosen.contested:
+            notes.append(
+                f"{chosen.contested} place(s) of letter {short(chosen.prefix)} are claimed "
+                "by two different codes"
+            )
+        return notes
 
+
+def _rank(letter: Letter) -> tuple[bool, int, int]:
+    return letter.complete, len(letter.shares), letter.codes
+
+
+ATTEMPTS = 16  # choices of k shares tried before a letter is given up as altered
+
+
+def recover(collection: Collection, prefix: bytes) -> tuple[bytes, Letter]:
+    """The container of the letter with this digest prefix, and the codes
+    it came from: each complete set of parameters is tried, most places
+    first, so that forged codes claiming other parameters, however many,
+    cannot hide the genuine set."""
+    variants = sorted(
+        (x for x in collection.variants.values() if x.prefix == prefix and x.complete),
+        key=_rank,
+        reverse=True,
+    )
+    if not variants:
+        raise PaperError(collection.letters[prefix].status())
+    failure = None
+    for letter in variants:
+        try:
+            return reassemble(letter), letter
+        except PaperError as e:
+            failure = failure or e
+    assert failure is not None
+    raise failure
+
+
+def reassemble(letter: Letter, rand: random.Random | None = None) -> bytes:
+    """The container, from k of a letter's codes, checked against the digest
+    its codes carry.
+
+    The shares of uncontested places are tried first; when those give the
+    wrong digest (a forged code at a place whose own code was lost), other
+    choices of k places and of the shares claiming them are tried, up to
+    ATTEMPTS in all. A forger can make a scan fail, never make it give
+    other bytes: every attempt is checked against the digest."""
     if not letter.complete:
         raise PaperError(letter.status())
-    picked = sorted(letter.shares.items())[: letter.k]
+    rand = rand or random.Random(0)
+    places = sorted(letter.shares)
+    sure = [i for i in places if len(letter.shares[i]) == 1]
+    unsure = [i for i in places if len(letter.shares[i]) > 1]
+    for attempt in range(ATTEMPTS):
+        if attempt == 0:
+            chosen = (sure + unsure)[: letter.k]
+        else:
+            chosen = sorted(rand.sample(places, letter.k))
+        picked = [(i, rand.choice(letter.shares[i]) if attempt else letter.shares[i][0])
+                  for i in chosen]  # fmt: skip
+        container = _decode(letter, picked)
+        if container is not None:
+            return container
+        if not unsure and len(places) == letter.k:
+            break  # one choice only, and it failed
+    raise PaperError(
+        f"the codes of letter {short(letter.prefix)} reassemble to something "
+        "that does not match their digest",
+        "some codes were altered; scan the pages again",
+    )
+
+
+def _decode(letter: Letter, picked: list[tuple[int, bytes]]) -> bytes | None:
+    """The container k shares give, or None if it fails its checks."""
+    import zfec
+
     blocks = zfec.Decoder(letter.k, letter.m).decode(
         tuple(s for _, s in picked), tuple(i for i, _ in picked)
     )
     data = b"".join(bytes(b) for b in blocks)
-    length, d = PREFIX.unpack_from(data)
+    length, d = PREFIX.unpack_from(data)  # k * size >= PREFIX.size (parse)
     end = PREFIX.size + length
     if end > len(data):
-        raise PaperError(f"the codes of letter {short(letter.prefix)} do not hold together")
+        return None
     container = data[PREFIX.size : end]
     if (
         any(data[end:])
         or not hmac.compare_digest(d[:8], letter.prefix)
         or not hmac.compare_digest(digest(container), d)
     ):
-        raise PaperError(
-            f"the codes of letter {short(letter.prefix)} reassemble to something "
-            "that does not match their digest",
-            "some codes were altered; scan the pages again",
-        )
+        return None
     return container

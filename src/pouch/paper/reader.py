@@ -9,6 +9,8 @@ what it fails to give is said with its name.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import selectors
@@ -17,8 +19,9 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,10 @@ MAX_STDERR = 4096  # of its stderr, the tail is kept
 _RECORD = struct.Struct(">cI")
 
 
+KINDS = ("png", "jpeg", "pdf")
+MAX_SUMMARY = 1024
+
+
 @dataclass
 class Source:
     """What one input gave."""
@@ -41,143 +48,228 @@ class Source:
     name: str
     kind: str | None = None
     pages: int = 0
+    skipped: int = 0  # pages of a PDF that could not be rendered
     codes: list[bytes] = field(default_factory=list)
     error: str | None = None
 
     def describe(self) -> str:
-        if self.error is not None:
-            return f"{self.name}: {self.error}"
-        pages = f", {self.pages} pages" if self.pages > 1 else ""
         n = len(self.codes)
-        return f"{self.name}: {n} QR code{'s' if n != 1 else ''} ({self.kind}{pages})"
+        found = f"{n} QR code{'s' if n != 1 else ''}"
+        if self.error is not None:
+            kept = f" (the {found} read before it stopped are used)" if n else ""
+            return f"{self.name}: {self.error}{kept}"
+        pages = f", {self.pages} pages" if self.pages > 1 else ""
+        skipped = f", {self.skipped} that could not be rendered" if self.skipped else ""
+        return f"{self.name}: {found} ({self.kind}{pages}{skipped})"
+
+
+class _Workers:
+    """The worker processes running, so that none outlives pouch scan: when
+    scan stops (an error, SIGTERM, Ctrl-C), each is killed with its whole
+    process group, and none starts after."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._stopped = False
+
+    def start(self, stdin: BinaryIO) -> subprocess.Popen[bytes] | None:
+        with self._lock:
+            if self._stopped:
+                return None
+            proc = subprocess.Popen(
+                [sys.executable, "-I", str(WORKER)],
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: what it forks dies with it
+            )
+            self._running.add(proc)
+            return proc
+
+    def end(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._running.discard(proc)
+        _kill(proc)
+        proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            for proc in self._running:
+                _kill(proc)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def read(paths: Sequence[str], jobs: int | None = None) -> list[Source]:
     """Decode every input (in parallel); the sources in the order given."""
-    jobs = jobs or os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        return list(pool.map(_read_one, paths))
+    jobs = jobs or len(os.sched_getaffinity(0)) or 1
+    workers = _Workers()
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        return list(pool.map(functools.partial(_read_one, workers=workers), paths))
+    finally:
+        # Normally nothing is left running; on the way out of an error or a
+        # signal, the workers are killed rather than waited for.
+        workers.stop()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _read_one(path: str) -> Source:
+def _read_one(path: str, workers: _Workers) -> Source:
     source = Source(path)
     # The tests can shorten the timeout, to show that it holds.
     timeout = min(TIMEOUT, float(os.environ.get("POUCH_TEST_PAPER_TIMEOUT") or TIMEOUT))
     try:
-        # The worker reads the file itself, as its stdin: this process never
-        # holds an input (up to 256 MiB each, one per core) in memory.
-        with open(path, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                source.error = "not a regular file; not read"
-                return source
-            returncode, out, err = _run_worker(f, timeout)
+        # Opened without blocking (a FIFO would wait for a writer forever)
+        # and refused unless it is a regular file. The worker reads it
+        # itself, as its stdin: this process holds no input in memory.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
         source.error = f"cannot be read: {e.strerror}"
         return source
-    if returncode is None:
-        source.error = f"decoding took longer than {timeout:g} s; stopped"
-    elif len(out) > MAX_OUTPUT:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        source.error = "not a regular file; not read"
+        return source
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as f:
+        proc = workers.start(f)
+        if proc is None:
+            source.error = "not read: the scan was stopped"
+            return source
+        try:
+            returncode, out, err = _answer(proc, timeout)
+        finally:
+            workers.end(proc)
+    if len(out) > MAX_OUTPUT:
         source.error = "the decoder's answer is too long; nothing from it is used"
-    elif returncode != 0:
-        source.error = _failure(returncode, bytes(err))
-    else:
+        return source
+    if returncode == 0:
         try:
             _parse_output(bytes(out), source)
         except ValueError:
             source.error = "the decoder's answer is malformed; nothing from it is used"
             source.codes = []
+        return source
+    # It failed (a hostile page, a limit): the codes it read before are
+    # used, as any code is, checked against the digest.
+    source.codes = _codes_before(bytes(out))
+    if returncode is None:
+        source.error = f"decoding took longer than {timeout:g} s; stopped"
+    else:
+        source.error = _failure(returncode, bytes(err))
     return source
 
 
-def _run_worker(stdin: BinaryIO, timeout: float) -> tuple[int | None, bytearray, bytearray]:
-    """Run the worker on stdin: its exit status (None if it ran out of
-    time and was killed), its stdout (cut, and the worker killed, past
-    MAX_OUTPUT) and the tail of its stderr. What a worker taken over by a
-    hostile file sends back is bounded here, not trusted to be small."""
-    proc = subprocess.Popen(
-        [sys.executable, "-I", str(WORKER)],
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+def _answer(
+    proc: subprocess.Popen[bytes], timeout: float
+) -> tuple[int | None, bytearray, bytearray]:
+    """The worker's exit status (None if it ran out of time), its stdout
+    (cut past MAX_OUTPUT) and the tail of its stderr. What a worker taken
+    over by a hostile file sends back is bounded here, not trusted to be
+    small."""
+    assert proc.stdout is not None and proc.stderr is not None
     out, err = bytearray(), bytearray()
     deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as pipes:
+        pipes.register(proc.stdout, selectors.EVENT_READ, out)
+        pipes.register(proc.stderr, selectors.EVENT_READ, err)
+        while pipes.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None, out, err
+            for key, _ in pipes.select(left):
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    pipes.unregister(key.fileobj)
+                    continue
+                key.data.extend(chunk)
+                if len(out) > MAX_OUTPUT:
+                    return -signal.SIGKILL, out, err
+                del err[:-MAX_STDERR]
     try:
-        with selectors.DefaultSelector() as pipes:
-            assert proc.stdout is not None and proc.stderr is not None
-            pipes.register(proc.stdout, selectors.EVENT_READ, out)
-            pipes.register(proc.stderr, selectors.EVENT_READ, err)
-            while pipes.get_map():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None, out, err
-                for key, _ in pipes.select(left):
-                    chunk = os.read(key.fd, 1 << 16)
-                    if not chunk:
-                        pipes.unregister(key.fileobj)
-                        continue
-                    key.data.extend(chunk)
-                    if len(out) > MAX_OUTPUT:
-                        return -signal.SIGKILL, out, err
-                    del err[:-MAX_STDERR]
-        try:
-            return proc.wait(max(deadline - time.monotonic(), 0)), out, err
-        except subprocess.TimeoutExpired:
-            return None, out, err
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
+        return proc.wait(max(deadline - time.monotonic(), 0)), out, err
+    except subprocess.TimeoutExpired:
+        return None, out, err
+
+
+def _printable(text: str) -> str:
+    """What a worker says, safe for a terminal: it may be a hostile file's."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def _failure(returncode: int, stderr: bytes) -> str:
-    lines = stderr.decode("utf-8", "replace").strip().splitlines()
-    if returncode == 3 and lines:
-        return lines[-1][:300]
+    lines = [x for x in stderr.decode("utf-8", "replace").strip().splitlines() if x.strip()]
+    last = _printable(lines[-1]) if lines else ""
+    if returncode == 3 and last:
+        return last[:300]
     if returncode < 0:
-        name = signal.Signals(-returncode).name
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
         if name == "SIGXCPU":
             return "decoding it took more than its CPU time; stopped"
         return f"the decoder was stopped ({name}); the file is likely hostile or broken"
-    last = lines[-1][:200] if lines else "no message"
-    return f"the decoder failed ({last})"
+    return f"the decoder failed ({last[:200] or 'no message'})"
+
+
+def _records(out: bytes) -> Iterator[tuple[bytes, bytes, int]]:
+    """The worker's records (tag, body, end) as far as they are whole."""
+    pos = 0
+    while pos + _RECORD.size <= len(out):
+        tag, length = _RECORD.unpack_from(out, pos)
+        end = pos + _RECORD.size + length
+        if end > len(out):
+            return
+        yield tag, out[pos + _RECORD.size : end], end
+        pos = end
+
+
+def _codes_before(out: bytes) -> list[bytes]:
+    """The codes a worker that failed had sent, up to its first torn or
+    unknown record."""
+    codes = []
+    for tag, body, _ in _records(out):
+        if tag != b"C":
+            break
+        codes.append(body)
+    return codes
 
 
 def _parse_output(out: bytes, source: Source) -> None:
     """The worker's records, strictly: codes, then one summary, then nothing."""
     if len(out) > MAX_OUTPUT:
         raise ValueError("too much output")
-    pos = 0
-    while pos < len(out):
-        if pos + _RECORD.size > len(out):
-            raise ValueError("truncated record")
-        tag, length = _RECORD.unpack_from(out, pos)
-        pos += _RECORD.size
-        body = out[pos : pos + length]
-        if len(body) != length:
-            raise ValueError("truncated record")
-        pos += length
+    for tag, body, end in _records(out):
         if tag == b"C":
             source.codes.append(body)
-        elif tag == b"E" and pos == len(out):
-            summary = json.loads(body)
-            if not isinstance(summary, dict):
+        elif tag == b"E" and end == len(out) and len(body) <= MAX_SUMMARY:
+            try:
+                summary = json.loads(body)
+            except RecursionError:
+                raise ValueError("bad summary") from None
+            if not isinstance(summary, dict) or set(summary) != {"kind", "pages", "skipped"}:
                 raise ValueError("bad summary")
-            kind, pages = summary.get("kind"), summary.get("pages")
-            if not (isinstance(kind, str | None) and isinstance(pages, int)):
+            kind, pages, skipped = summary["kind"], summary["pages"], summary["skipped"]
+            if kind not in KINDS or type(pages) is not int or type(skipped) is not int:
                 raise ValueError("bad summary")
-            source.kind, source.pages = kind, pages
+            source.kind, source.pages, source.skipped = kind, pages, skipped
             return
         else:
             raise ValueError("unexpected record")
-    raise ValueError("no summary")
+    raise ValueError("no summary, or a torn record")
 
 
 def collect(sources: Sequence[Source]) -> Collection:
-    if all(s.error is not None for s in sources):
+    if all(s.error is not None and not s.codes for s in sources):
         raise PaperError(
             f"none of the {len(sources)} input(s) could be read",
             "give photographs (PNG, JPEG) or PDFs of the printed pages",
