@@ -14,6 +14,7 @@ from . import cli
 
 if TYPE_CHECKING:
     from ..paper.codes import Collection, Letter
+    from ..paper.reader import Source
 
 
 def _read_container(path: str) -> tuple[bytes, str]:
@@ -135,15 +136,16 @@ def scan_command(inputs: tuple[str, ...], output: str, letter: str | None) -> No
 
     from .. import container
     from .._io import atomic_output
-    from ..paper import codes, reader
+    from ..paper import scan
+
+    def listed(sources: list[Source]) -> None:
+        for source in sources:
+            click.echo(source.describe(), err=True)
 
     _refuse_existing(output)
-    sources = reader.read(inputs)
-    for source in sources:
-        click.echo(source.describe(), err=True)
-    collection = reader.collect(sources)
-    data, chosen = codes.recover(collection, reader.choose(collection, letter).prefix)
-    _report_unused(collection, chosen)
+    scanned = scan(inputs, letter, listed)
+    data, chosen = scanned.container, scanned.letter
+    _report_unused(scanned.collection, chosen)
     try:
         envelope = container.load(io.BytesIO(data)).envelope_id()
     except PouchError as e:

@@ -13,7 +13,7 @@ back is byte for byte what was printed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -65,12 +65,20 @@ def print_pages(container: bytes, envelope: str, density: str = "phone") -> Prin
     return Printed(pdf, pages, letter.m, letter.k, _codes.short(letter.prefix))
 
 
-def scan(paths: Sequence[str], letter: str | None = None) -> Scanned:
+def scan(
+    paths: Sequence[str],
+    letter: str | None = None,
+    on_read: Callable[[list[Source]], object] | None = None,
+) -> Scanned:
     """The container whose codes are in paths (images and PDFs, any order,
-    duplicates welcome), checked against its digest."""
+    duplicates welcome), checked against its digest. on_read sees what
+    each input gave before anything is concluded from it (the CLI lists
+    them, so that an error can be traced to a photograph)."""
     from . import reader
 
     sources = reader.read(paths)
+    if on_read is not None:
+        on_read(sources)
     collection = reader.collect(sources)
     container, chosen = _codes.recover(collection, reader.choose(collection, letter).prefix)
     return Scanned(container, sources, chosen, collection)

@@ -70,7 +70,7 @@ class Code:
 
 
 def max_container(share_max: int) -> int:
-    """The largest container that fits in MAX_CODES codes of share_max."""
+    """The largest container MAX_DATA_CODES shares of share_max hold."""
     return MAX_DATA_CODES * share_max - PREFIX.size
 
 
@@ -85,7 +85,7 @@ def encode(container: bytes, share_max: int, per_page: int) -> list[bytes]:
         raise PaperError(
             f"the pouch is too large for paper: {len(container)} bytes, "
             f"at most {max_container(share_max)} at this density",
-            "carry it as a file, or print it with --density scanner",
+            "carry it as a file",
         )
     size = -(-total // k)
     at_least = -(-4 * k // 3)  # so that m - k >= m / 4

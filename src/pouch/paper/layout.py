@@ -20,7 +20,6 @@ module on whole pixels.
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -79,8 +78,10 @@ def qr_images(codes: list[bytes]) -> list[Image.Image]:
     the cores when there are enough of them to pay for the processes."""
     from PIL import Image
 
+    from ..age._parallel import default_jobs
+
     indexes = range(len(codes))
-    jobs = min(os.cpu_count() or 1, len(codes) // PER_PROCESS)
+    jobs = min(default_jobs(), len(codes) // PER_PROCESS)
     if jobs > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor

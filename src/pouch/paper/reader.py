@@ -109,8 +109,11 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 
 
 def read(paths: Sequence[str], jobs: int | None = None) -> list[Source]:
-    """Decode every input (in parallel); the sources in the order given."""
-    jobs = jobs or len(os.sched_getaffinity(0)) or 1
+    """Decode every input (in parallel: POUCH_JOBS, else one worker per
+    core); the sources in the order given."""
+    from ..age._parallel import default_jobs
+
+    jobs = jobs or default_jobs()
     workers = _Workers()
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
