@@ -58,7 +58,7 @@ def print_pages(container: bytes, envelope: str, density: str = "phone") -> Prin
     pages = layout.render(pdf)
     collection = _codes.Collection()
     for page in pages:
-        collection.extend(_worker.codes_in(page))
+        collection.extend(_worker.codes_in(page, ours=True))
     letter = collection.letters.get(codes[0][_codes.HEAD_PREFIX])
     if letter is None or len(letter.shares) != len(codes) or _codes.reassemble(letter) != container:
         raise PaperError("the printed pages do not read back as the pouch; nothing was written")

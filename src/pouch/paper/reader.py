@@ -34,11 +34,9 @@ WORKER = Path(__file__).with_name("_worker.py")
 TIMEOUT = 120.0  # seconds of wall clock per input
 MAX_OUTPUT = 64 << 20  # what a worker may send back
 MAX_STDERR = 4096  # of its stderr, the tail is kept
-_RECORD = struct.Struct(">cI")
-
-
+MAX_SUMMARY = 1024  # its summary record
 KINDS = ("png", "jpeg", "pdf")
-MAX_SUMMARY = 1024
+_RECORD = struct.Struct(">cI")
 
 
 @dataclass
