@@ -138,8 +138,10 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
-    print("| 100 KB on paper | `pouch print` | qrencode, the same codes | time, pouch / stock "
-          "| `pouch scan`, 300 dpi pages | zbarimg, the same pages | time, pouch / stock |")  # fmt: skip
+    print(
+        "| 100 KB on paper | `pouch print` | qrencode, the same codes | time, pouch / stock "
+        "| `pouch scan`, 300 dpi pages | zbarimg, the same pages | time, pouch / stock |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
     print(f"| {size / 1000:.0f} KB from {len(photos)} simulated 12-megapixel photos (phone) "
