@@ -64,21 +64,25 @@ def print_command(file: str, output: str, density: str, png_dir: str | None) -> 
     printed = print_pages(data, envelope, density)
     n = len(printed.pages)
     files = {Path(output): printed.pdf}
-    if png_dir is not None:
-        if os.path.lexists(png_dir) and not os.path.isdir(png_dir):
-            raise RefusedError(f"{png_dir} exists and is not a folder")
+    folder = Path(png_dir) if png_dir is not None else None
+    if folder is not None:
+        if os.path.lexists(folder) and not folder.is_dir():
+            raise RefusedError(f"{folder} exists and is not a folder")
         for i, page in enumerate(printed.pages, 1):
-            files[Path(png_dir) / f"page-{i:02d}.png"] = png(page)
+            files[folder / f"page-{i:02d}.png"] = png(page)
     _refuse_existing(*files)
-    created = png_dir is not None and not os.path.isdir(png_dir)
+    created = folder is not None and not folder.is_dir()
     try:
-        if png_dir is not None:
-            os.makedirs(png_dir, exist_ok=True)
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise FileError(f"cannot create {folder}: {e.strerror}") from None
         _write_all(files)
     except BaseException:
-        if created:
+        if created and folder is not None:
             with contextlib.suppress(OSError):
-                os.rmdir(png_dir)  # type: ignore[arg-type]
+                folder.rmdir()
         raise
     click.echo(
         f"Printed {file} to {output}: {n} page{'s' if n != 1 else ''} of A4, "
