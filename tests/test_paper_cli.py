@@ -472,6 +472,8 @@ def test_print_writes_all_of_its_files_or_none(tmp_path: Path) -> None:
     (pages / "page-03.png").write_text("mine")
     r = pouch("print", LETTER, "-o", tmp_path / "o.pdf", "--png", pages)
     assert r.code == 10 and "page-03.png already exists" in r.err
+    r = pouch("print", LETTER, "-o", tmp_path / "o.pdf", "--png", "/proc/no/such/folder")
+    assert r.code == 9 and "cannot create /proc/no/such/folder" in r.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "pages"]
     assert [p.name for p in pages.iterdir()] == ["page-03.png"]
 
