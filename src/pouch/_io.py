@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -198,6 +198,36 @@ class StagedFile:
             self._tmp_name = None
 
 
+def publish(staged: StagedFile, path: Path, mode: int | None = None, replace: bool = False) -> None:
+    """Name a staged file path (mode: new_file_mode(path) by default). An
+    existing path is refused (RefusedError) unless replace."""
+    try:
+        staged.publish(path, new_file_mode(path) if mode is None else mode, replace)
+    except FileExistsError:
+        raise RefusedError(f"{path} already exists", "pouch does not overwrite it") from None
+    except OSError as e:
+        raise FileError(f"cannot write {path}: {e.strerror}") from None
+
+
+def publish_all(files: Sequence[tuple[StagedFile, Path]], replace: bool = False) -> None:
+    """Publish every staged file, all or none: if one cannot be named, the
+    names already given are taken back (a file that was replaced stays
+    replaced)."""
+    existed = {path for _, path in files if os.path.lexists(path)}
+    named: list[Path] = []
+    for staged, path in files:
+        try:
+            publish(staged, path, replace=replace)
+        except PouchError as e:
+            for done in named:
+                if done not in existed:
+                    done.unlink(missing_ok=True)
+            if isinstance(e, FileError):
+                raise FileError(f"{e.message}; nothing was kept") from None
+            raise
+        named.append(path)
+
+
 def new_file_mode(path: Path) -> int:
     """The mode a file written at path gets: the existing file's, or 0o666
     less the umask, as for any file a program creates."""
@@ -234,12 +264,7 @@ def atomic_output(
         raise FileError(f"cannot write {path}: {e.strerror}") from None
     try:
         yield staged.file
-        try:
-            staged.publish(path, mode, replace)
-        except FileExistsError:
-            raise RefusedError(f"{path} already exists", "pouch does not overwrite it") from None
-        except OSError as e:
-            raise FileError(f"cannot write {path}: {e.strerror}") from None
+        publish(staged, path, mode, replace)
     finally:
         staged.close()
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
-from .._io import StagedFile, atomic_output, crash_point, new_file_mode
+from .._io import StagedFile, atomic_output, crash_point, publish, publish_all
 from ..errors import FileError, RefusedError, UsageError
 from . import _home, _stdio, _unlock, cli, home_option, passphrase_file_option, shown
 
@@ -212,7 +212,7 @@ def _seal_recorded(
             if earlier is not None:
                 # This command ran before: write out what it committed (if it
                 # died before it could), never a second letter.
-                _write_out(h.archive(earlier.envelope), out, armor)
+                _write_out(h.archive(earlier.envelope), out, armor, completing=True)
                 reg.published(earlier.id)
                 return _Result(earlier.id, earlier.envelope, "", 0, earlier.date), True
             if out is not None and os.path.lexists(out):
@@ -260,7 +260,7 @@ def _seal_recorded(
                 reg.record_sent(row, positions, out if out is None else os.path.realpath(out), job)
             crash_point("seal:committed")
             if direct and out is not None:
-                _publish_staged(staged, out)
+                publish(staged, Path(os.path.realpath(out)))
             else:
                 _write_out(kept, out, armor)
             crash_point("seal:named")
@@ -290,26 +290,14 @@ def _seal_lock(h: Home) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def _publish_staged(staged: StagedFile, out: str) -> None:
-    from .._io import new_file_mode
-
-    path = Path(os.path.realpath(out))
-    try:
-        staged.publish(path, new_file_mode(path), replace=False)
-    except FileExistsError:
-        raise RefusedError(f"{path} already exists", "pouch does not overwrite it") from None
-    except OSError as e:
-        raise FileError(f"cannot write {path}: {e.strerror}") from None
-
-
-def _write_out(kept: Path, out: str | None, armor: bool) -> None:
+def _write_out(kept: Path, out: str | None, armor: bool, completing: bool = False) -> None:
     """The archived container, to out: armored, to stdout, or (completing
-    an interrupted run) as a file; a file already there from that run is
-    left as it is."""
+    an interrupted run) as a file; completing, a file already there from
+    that run is left as it is."""
     from ..age.armor import ArmoredWriter
     from ..container import ARMOR_LABEL
 
-    if out is not None and os.path.exists(out):
+    if completing and out is not None and os.path.exists(out):
         return  # written by the run that was interrupted before it said so
     with open(kept, "rb") as src, contextlib.ExitStack() as stack:
         if out is None:
@@ -738,18 +726,10 @@ def _publish(
             f"{', '.join(existing)} already exist(s): nothing was written",
             "choose another folder, or overwrite with --force",
         )
-    created: list[Path] = []
-    for i, path in names.items():
-        if i in named_before:
-            continue
-        try:
-            outputs.staged[i].publish(path, new_file_mode(path), replace=force)
-        except OSError as e:
-            for done in created:  # take back the new names; replaced files stay replaced
-                if str(done) not in existing:
-                    done.unlink(missing_ok=True)
-            raise FileError(f"cannot write {path}: {e.strerror}; nothing was kept") from None
-        created.append(path)
+    publish_all(
+        [(outputs.staged[i], path) for i, path in names.items() if i not in named_before],
+        replace=force,
+    )
     return {i: str(p) for i, p in names.items()}
 
 

@@ -93,31 +93,20 @@ def print_command(file: str, output: str, density: str, png_dir: str | None) -> 
 
 
 def _write_all(files: dict[Path, bytes]) -> None:
-    """Write every file, or none: all are staged first, then named; if one
-    cannot be, those already named are removed again."""
-    from .._io import StagedFile, new_file_mode
+    """Write every file, or none: all are staged first, then named."""
+    from .._io import StagedFile, publish_all
 
-    staged: list[tuple[Path, StagedFile]] = []
-    named: list[Path] = []
-    current = next(iter(files))
+    staged: list[tuple[StagedFile, Path]] = []
     try:
-        for current, data in files.items():
-            staged.append((current, StagedFile(Path(os.path.realpath(current)).parent)))
-            staged[-1][1].file.write(data)
-        for current, file in staged:
-            file.publish(current, new_file_mode(current), replace=False)
-            named.append(current)
-    except BaseException as e:
-        for path in named:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-        if isinstance(e, FileExistsError):
-            raise RefusedError(f"{current} already exists", "pouch does not overwrite it") from None
-        if isinstance(e, OSError):
-            raise FileError(f"cannot write {current}: {e.strerror}") from None
-        raise
+        for path, data in files.items():
+            try:
+                staged.append((StagedFile(Path(os.path.realpath(path)).parent), path))
+            except OSError as e:
+                raise FileError(f"cannot write {path}: {e.strerror}") from None
+            staged[-1][0].file.write(data)
+        publish_all(staged)
     finally:
-        for _, file in staged:
+        for file, _ in staged:
             file.close()
 
 
