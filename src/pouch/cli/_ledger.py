@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -144,8 +145,10 @@ def thread_command(
 ) -> None:
     """One thread: the letter LETTER_ID (or an 8-digit prefix), what it
     answers, and every answer to it, as a tree."""
+    from ..register import MIN_PREFIX
+
     q = letter_id.lower()
-    if len(q) < 8 or any(c not in "0123456789abcdef" for c in q):
+    if len(q) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in q):
         raise UsageError("a letter is named by its id, or at least 8 of its first digits")
     h = _home(home)
     identity = _unlock(h, passphrase_file)
@@ -215,7 +218,7 @@ def db_check_command(home: str | None) -> None:
     from ..errors import PouchError
 
     for row in letters:
-        kept = h.archive_path / f"{row.envelope}.pouch"
+        kept = h.archive(row.envelope)
         if not kept.is_file():
             problems.append(f"letter {row.id[:16]}: its container is not in the archive")
             continue
@@ -284,7 +287,6 @@ def transcript_export_command(
     letter in it (and nothing else), and check it with 'pouch transcript
     verify'. Without, it holds the sealed containers only.
     """
-    import contextlib
     from datetime import UTC, datetime
 
     from .. import letters
@@ -321,10 +323,16 @@ def transcript_export_command(
                 )
         key = letters.disclose(identity, kept) if decrypted else None
         entries.append(Entry(r.id, r.envelope, key, blocks[r.id] if decrypted else {}))
-    with contextlib.ExitStack() as stack:
-        files = [stack.enter_context(open(h.archive(r.envelope), "rb")) for r in rows]
-        with atomic_output(output, replace=False) as dst:
-            write(dst, [me, them], rfc3339(datetime.now(UTC)), entries, files)
+
+    def one_at_a_time() -> Iterator[BinaryIO]:
+        # Never all at once: a correspondence of thousands of letters
+        # would run out of file descriptors.
+        for r in rows:
+            with open(h.archive(r.envelope), "rb") as f:
+                yield f
+
+    with atomic_output(output, replace=False) as dst:
+        write(dst, [me, them], rfc3339(datetime.now(UTC)), entries, one_at_a_time())
     what = "readable by whoever holds it" if decrypted else "sealed"
     click.echo(f"Transcript of {len(rows)} letter(s) with {name}, {what} -> {output}", err=True)
 
