@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..credentials import Credential, Revocation, Scope
-from ..errors import FileError, UsageError
+from ..errors import FileError, PouchError, UsageError
 from ..identity import Card, fingerprint
 from ..order import Mark
 
@@ -195,7 +195,11 @@ class Register:
         self.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, conflict: Callable[[sqlite3.IntegrityError], PouchError] | None = None
+    ) -> Iterator[sqlite3.Connection]:
+        """One transaction; a violated constraint is conflict(e) where the
+        caller can say what it means, a register error otherwise."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -204,8 +208,10 @@ class Register:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-        except sqlite3.IntegrityError:
-            raise  # a constraint the caller explains
+        except sqlite3.IntegrityError as e:
+            if conflict is None:
+                raise FileError(f"register error: {e}") from None
+            raise conflict(e) from None
         except sqlite3.Error as e:
             raise FileError(f"register error: {e}") from None
 
@@ -460,15 +466,11 @@ class Register:
     ) -> None:
         """Commit a sealed letter: its id takes the numbers reserved for it
         (second step of the crash order; the output is named after this)."""
-        try:
-            self._record_sent(letter, positions, output, job)
-        except sqlite3.IntegrityError as e:
-            raise FileError(f"register error: {e}", "run 'pouch db check'") from None
 
-    def _record_sent(
-        self, letter: LetterRow, positions: list[Position], output: str | None, job: str | None
-    ) -> None:
-        with self._transaction() as db:
+        def conflict(e: sqlite3.IntegrityError) -> PouchError:
+            return FileError(f"register error: {e}", "run 'pouch db check'")
+
+        with self._transaction(conflict) as db:
             self._insert_letter(db, letter, output, job)
             for p in positions:
                 self._insert_position(db, p)
@@ -489,18 +491,14 @@ class Register:
         Two letters cannot be kept at one place: if another command recorded
         one there (or this letter) since it was classified, this one is
         refused, to be opened again and classified against it."""
-        try:
-            self._record_received(letter, position, forks, now)
-        except sqlite3.IntegrityError:
-            raise FileError(
+
+        def conflict(e: sqlite3.IntegrityError) -> PouchError:
+            return FileError(
                 "another pouch command recorded this letter, or one at its place, meanwhile",
                 "open it again: it will be checked against that one",
-            ) from None
+            )
 
-    def _record_received(
-        self, letter: LetterRow, position: Position | None, forks: list[tuple[str, int]], now: str
-    ) -> None:
-        with self._transaction() as db:
+        with self._transaction(conflict) as db:
             self._insert_letter(db, letter, None, None)
             if position is not None:
                 self._insert_position(db, position, kept=letter.state != "forked")
@@ -664,23 +662,19 @@ class Register:
     def advance(self, letter_id: str, state: str) -> None:
         """Move a sent letter forward: sealed -> handed over -> delivered ->
         answered; never back."""
-        order = ["sealed", "handed over", "delivered", "answered"]
-        later = order[order.index(state) + 1 :]
         with self._transaction() as db:
-            db.execute(
-                "UPDATE letters SET state = ? WHERE id = ? AND direction = 'sent'"
-                f" AND state NOT IN ({', '.join('?' * len(later))}, ?)",
-                (state, letter_id, *later, state),
-            )
+            _advance(db, letter_id, state)
 
     def add_receipt(self, letter_id: str, source: str, kind: str, signer: str, time: str) -> None:
+        """A receipt for a sent letter, which moves it to delivered (one
+        transaction: never one without the other)."""
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO receipts (letter, source, kind, signer, time) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
                 (letter_id, source, kind, signer, time),
             )
-        self.advance(letter_id, "delivered")
+            _advance(db, letter_id, "delivered")
 
     def integrity(self) -> list[str]:
         """SQLite's own checks: the file's structure, and foreign keys."""
@@ -736,6 +730,17 @@ _POSITION_COLUMNS = (
 )
 # Positions "kept": those of letters not recorded as forked.
 _KEPT = " FROM positions p WHERE p.kept = 1 AND p.sender = ? AND p.recipient = ? AND p.stream = ?"
+
+
+def _advance(db: sqlite3.Connection, letter_id: str, state: str) -> None:
+    """Register.advance, inside a transaction."""
+    order = ["sealed", "handed over", "delivered", "answered"]
+    later = order[order.index(state) + 1 :]
+    db.execute(
+        "UPDATE letters SET state = ? WHERE id = ? AND direction = 'sent'"
+        f" AND state NOT IN ({', '.join('?' * len(later))}, ?)",
+        (state, letter_id, *later, state),
+    )
 
 
 def _letter(r: tuple[Any, ...]) -> LetterRow:
