@@ -467,8 +467,8 @@ class _Accreditation:
         """Credentials for agent covering every one of times, not revoked."""
         return [
             c
-            for c in self._known.values()
-            if c.agent == agent and all(c.covers(t) for t in times) and not self._is_revoked(c)
+            for c in self.issued_to(agent)
+            if all(c.covers(t) for t in times) and not self._is_revoked(c)
         ]
 
     def issued_to(self, agent: bytes) -> list[Credential]:
@@ -483,7 +483,7 @@ class _Accreditation:
     ) -> str:
         """Why find() has no credential for agent that fits: the reason a
         person can act on (expired, not yet valid, revoked, none at all)."""
-        close = [c for c in self._known.values() if c.agent == agent and fits(c)]
+        close = [c for c in self.issued_to(agent) if fits(c)]
         for c in close:
             if not self._is_revoked(c):
                 late = [t for t in times if t > c.until]

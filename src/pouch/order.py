@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from . import _canonical
 from .age._crypto import hkdf_sha256
 from .errors import LetterError
+from .statements import is_hex64
 
 ORDER_LABEL = b"pouch/letter/order/v1"
 COMMIT_LABEL = b"pouch/letter/order/commit/v1\x00"
@@ -64,7 +65,7 @@ class Mark:
         if not isinstance(value, dict) or set(value) != {"stream", "seq", "letter"}:
             raise LetterError(f"malformed order block: bad {what}")
         stream, seq, letter = value["stream"], value["seq"], value["letter"]
-        if not _is_hex(stream, 32) or not _is_seq(seq) or not (letter is None or _is_hex(letter)):
+        if not _is_hex(stream, 32) or not _is_seq(seq) or not (letter is None or is_hex64(letter)):
             raise LetterError(f"malformed order block: bad {what}")
         return cls(stream, seq, letter)
 
@@ -97,7 +98,7 @@ class Block:
         seq, prev = b["seq"], b["prev"]
         if not _is_seq(seq):
             raise LetterError("malformed order block: bad sequence number")
-        if not (prev is None or _is_hex(prev)) or (seq == 1) != (prev is None):
+        if not (prev is None or is_hex64(prev)) or (seq == 1) != (prev is None):
             raise LetterError("malformed order block: only the first letter has no previous one")
         return cls(seq, prev, Mark.decode(b["ack"], "acknowledgment"),
                    Mark.decode(b["continues"], "continuation"))  # fmt: skip
@@ -113,7 +114,7 @@ def _is_seq(value: object) -> bool:
     return _canonical.is_int(value) and 1 <= value <= MAX_SEQ  # type: ignore[operator]
 
 
-def _is_hex(value: object, size: int = 64) -> bool:
+def _is_hex(value: object, size: int) -> bool:
     return (
         isinstance(value, str)
         and len(value) == size

@@ -246,7 +246,7 @@ def _with_trailer(file: str) -> Container:
     return c
 
 
-def _receipt_path(out: str | None, pouch: str) -> str | None:
+def _receipt_path(out: str | None) -> str | None:
     """Where accept --receipt writes, checked before anything is accepted:
     a new file (never the pouch itself, never over another) in a folder
     that exists."""
@@ -385,11 +385,12 @@ def accept_command(
 
     h = _home(home)
     me = h.card().signing_key
-    receipt_path = _receipt_path(receipt_out, file)
+    receipt_path = _receipt_path(receipt_out)
     c = _with_trailer(file)
     with c.src:
         trailer = read_trailer(c)
-        records = [c.read_record(ref) for ref in c.records]
+        # Read again, as they are, only for a custody receipt.
+        records = [c.read_record(ref) for ref in c.records] if receipt_path is not None else []
         if not trailer.records:
             raise RefusedError("nobody handed this pouch over: there is nothing to accept")
         envelope = trailer.envelope or ""
