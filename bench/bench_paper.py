@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from common import POUCH, bench_dir
@@ -46,11 +47,11 @@ def _age_file(path: Path, plaintext: int) -> None:
         age.encrypt(io.BytesIO(os.urandom(plaintext)), f, [X25519Identity.generate().recipient])
 
 
-def _wall(args: list[str | Path], runs: int = RUNS, before: object = None) -> float:
+def _wall(args: list[str | Path], before: Callable[[], None]) -> float:
+    """Median wall time of RUNS runs of args, before() ahead of each."""
     times = []
-    for _ in range(runs):
-        if callable(before):
-            before()
+    for _ in range(RUNS):
+        before()
         start = time.perf_counter()
         subprocess.run([str(a) for a in args], check=True, capture_output=True)
         times.append(time.perf_counter() - start)
@@ -82,15 +83,11 @@ def _stock_decode(pages: list[Path], expected: int) -> tuple[float, int]:
     return statistics.median(times), got * 100 // max(expected, 1)
 
 
-def _rm(*paths: Path) -> object:
+def _rm(path: Path) -> Callable[[], None]:
+    """Removes the output a run left, so that the next may write it."""
+
     def remove() -> None:
-        for p in paths:
-            if p.is_dir():
-                for child in p.iterdir():
-                    child.unlink()
-                p.rmdir()
-            else:
-                p.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
 
     return remove
 

@@ -102,7 +102,7 @@ def make_pdf(codes: list[bytes], density: Density, envelope: str) -> bytes:
     """The PDF of codes, density.per_page to a page, in order."""
     from fpdf import FPDF
 
-    from .codes import HEAD_PREFIX
+    from .codes import HEAD_PREFIX, short
 
     pdf = FPDF(unit="mm", format="A4")
     pdf.set_auto_page_break(False)
@@ -117,7 +117,7 @@ def make_pdf(codes: list[bytes], density: Density, envelope: str) -> bytes:
     top = round(TOP / mod) * mod
     total = pages_needed(len(codes), density)
     images = qr_images(codes)
-    letter = codes[0][HEAD_PREFIX].hex()[:8]  # as pouch scan names it
+    letter = short(codes[0][HEAD_PREFIX]).rstrip("…")  # the PDF's core fonts lack "…"
     for page in range(total):
         pdf.add_page()
         pdf.set_font("Helvetica", "B", 10)

@@ -246,9 +246,8 @@ def _codes_before(out: bytes) -> list[bytes]:
 
 
 def _parse_output(out: bytes, source: Source) -> None:
-    """The worker's records, strictly: codes, then one summary, then nothing."""
-    if len(out) > MAX_OUTPUT:
-        raise ValueError("too much output")
+    """The worker's records, strictly: codes, then one summary, then nothing
+    (out is at most MAX_OUTPUT: _read_one refused more)."""
     for tag, body, end in _records(out):
         if tag == b"C":
             source.codes.append(body)
