@@ -43,8 +43,9 @@ demo: $(VENV)/.installed age-cli
 	$(BIN)/python demo/demo.py
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests bench fuzz demo
-	$(BIN)/ruff format --check src tests bench fuzz demo
+	$(BIN)/ruff check src tests bench fuzz demo tools
+	$(BIN)/ruff format --check src tests bench fuzz demo tools
+	$(BIN)/python tools/private_imports.py src tests bench fuzz demo
 	$(BIN)/mypy --strict src
 
 test: lint age-cli
@@ -65,7 +66,7 @@ bench: $(VENV)/.installed age-cli qr-tools bytecode
 
 # 500 SIGKILL trials of seal and open (make test runs 50).
 soak: $(VENV)/.test-installed
-	CRASH_TRIALS=500 $(BIN)/pytest -q tests/test_crash.py
+	CRASH_TRIALS=500 $(BIN)/pytest -q tests/test_home_crash.py
 
 fuzz: $(VENV)/.fuzz-installed
 	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS)

@@ -1,6 +1,6 @@
 """make bench, paper: printing and scanning 100 KB, and how much a page holds.
 
-Targets (issue 6): `pouch print` of 100 KB in at most 3 s; `pouch scan` of
+Targets: `pouch print` of 100 KB in at most 3 s; `pouch scan` of
 100 KB from page images in at most 5 s; at least 15 KB a page read from
 simulated 12-megapixel phone photographs (phone density) and 35 KB a page
 from 300 dpi renders (scanner density).

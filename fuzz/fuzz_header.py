@@ -10,7 +10,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from pouch.age._format import parse_header
+    from pouch.age import parse_header
     from pouch.errors import HeaderError
 
 

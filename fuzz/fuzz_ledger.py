@@ -10,7 +10,7 @@ with atheris.instrument_imports():
     from pouch import transcript
     from pouch.errors import PouchError
     from pouch.identity import Identity
-    from pouch.order import Block
+    from pouch.letter.order import Block
 
 CARDS = [Identity.generate(name, rand=lambda n: bytes(n)).card() for name in ("A",)]
 CARDS.append(Identity.generate("B", rand=lambda n: b"\x01" * n).card())

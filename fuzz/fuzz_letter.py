@@ -8,7 +8,7 @@ import atheris
 
 with atheris.instrument_imports():
     from pouch.errors import PouchError
-    from pouch.letter import LetterReader
+    from pouch.letter._segments import LetterReader
 
 
 def test_one_input(data: bytes) -> None:

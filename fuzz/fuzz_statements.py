@@ -7,8 +7,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from pouch.credentials import Credential, Revocation, Scope
-    from pouch.custody import Acceptance, Handover
+    from pouch.custody import Acceptance, Credential, Handover, Revocation, Scope
     from pouch.errors import PouchError
     from pouch.identity import Card
 

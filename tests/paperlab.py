@@ -2,7 +2,7 @@
 real page images (renders of the real PDF that pouch print wrote): a phone's
 photograph, a torn corner, a coffee stain, a crooked scan, a poor JPEG.
 
-Used by the tests (tests/test_paper_cli.py) and the benchmark
+Used by the tests (tests/test_cli_paper.py) and the benchmark
 (bench/bench_paper.py). Everything is seeded: the same call gives the same
 picture.
 """

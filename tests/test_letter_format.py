@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 from pouch import container
 from pouch.errors import LetterError, PouchError
 from pouch.identity import Identity, fingerprint
-from pouch.letter import PREAMBLE, LetterHeader, LetterReader
-from pouch.order import Block, Mark
+from pouch.letter._format import PREAMBLE, LetterHeader
+from pouch.letter._segments import LetterReader
+from pouch.letter.order import Block, Mark
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 KEY = st.binary(min_size=32, max_size=32)

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pouch import _canonical, statements
+from pouch._fields import b64
 from pouch.errors import StatementError
 
 from .conftest import det_rand
@@ -72,7 +73,7 @@ def _pub(k: Ed25519PrivateKey) -> bytes:
 def _payload() -> dict[str, object]:
     return {
         "v": 1,
-        "signers": [statements.b64(_pub(ALICE)), statements.b64(_pub(BOB))],
+        "signers": [b64(_pub(ALICE)), b64(_pub(BOB))],
         "text": "Singapore, 12 June",
     }
 

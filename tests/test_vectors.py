@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from pouch import container, letters
+from pouch import container, letter
 from pouch.age import ScryptIdentity, parse_identity
-from pouch.credentials import Credential, Revocation, Scope
-from pouch.custody import judge, read_trailer
+from pouch.custody import Credential, Revocation, Scope, judge, read_trailer
 from pouch.identity import Card
 
 from .conftest import run
-from .test_testkit import run_vector
+from .test_age_testkit import run_vector
 from .testkit import load
 from .vectors.generate import (
     HERE,
@@ -98,7 +97,7 @@ def test_letter_vectors_are_the_generator_output_and_open() -> None:
         parts[i] = io.BytesIO()
         return parts[i]
 
-    opened = letters.open_letter(
+    opened = letter.open_letter(
         vector_identity(expected["opener"]), LETTERS / "trump_to_kim.pouch", sink
     )
     assert (opened.letter_id, opened.envelope_id) == (

@@ -2,15 +2,18 @@
 
 Letters whose authorship, integrity, custody and delivery are provable,
 carried on a USB stick, on paper, through a relay, or by any channel nobody
-trusts. The layers, from the bottom: pouch.age (the age v1 engine), the
-signed letter (pouch.letter) in its container (pouch.container), the
-statements (pouch.statements), the home and register, the CLI.
+trusts. The packages, from the bottom (one per section of SPEC.md):
+pouch.age (the age v1 engine), pouch.letter (the signed letter),
+pouch.statements and pouch.identity (signed statements, cards),
+pouch.custody (credentials, handovers, verdicts), pouch.container (what a
+courier carries), pouch.home (the home, its register, and the Post that
+sends and receives), pouch.transcript, pouch.paper, and the CLI.
 
 The public API is a few verbs and types, loaded when first used, so that
 importing pouch costs nothing:
 
-    seal, open_letter, inspect       pouch.letters
-    Home                             pouch.home
+    Post, Home                       pouch.home: the workflows, the home
+    seal, open_letter, inspect       pouch.letter: the letter alone
     Identity, Card                   pouch.identity
     PouchError and its subclasses    pouch.errors
 """
@@ -22,17 +25,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .home import Home
+    from .home import Home, Post
     from .identity import Card, Identity
-    from .letters import inspect, open_letter, seal
+    from .letter import inspect, open_letter, seal
 
-__all__ = ["Card", "Home", "Identity", "inspect", "open_letter", "seal"]
+__all__ = ["Card", "Home", "Identity", "Post", "inspect", "open_letter", "seal"]
 
 _LAZY = {
-    "seal": "letters",
-    "open_letter": "letters",
-    "inspect": "letters",
+    "seal": "letter",
+    "open_letter": "letter",
+    "inspect": "letter",
     "Home": "home",
+    "Post": "home",
     "Identity": "identity",
     "Card": "identity",
 }

@@ -25,11 +25,6 @@ class CanonicalError(PouchError):
     exit_code = 5
 
 
-def is_int(x: object) -> bool:
-    """An integer, not a boolean (in Python, True == 1)."""
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
 def dumps(obj: Any) -> bytes:
     _check_ints(obj)
     return json.dumps(

@@ -1,8 +1,9 @@
 """File plumbing shared by every layer: exact reads and atomic output.
 
-DESIGN.md section 5: "Output is written to a temporary file and renamed into
-place only after everything verified; on failure nothing partial is left
-behind." atomic_output is the one place that rule is implemented.
+SPEC.md section 0 (Output): a file pouch writes is written under a temporary
+name (or none) and named only once everything verified; on failure nothing
+partial is left behind. atomic_output and StagedFile are the one place that
+rule is implemented.
 """
 
 from __future__ import annotations
@@ -19,6 +20,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import FileError, PouchError, RefusedError
+
+
+@contextlib.contextmanager
+def io_errors() -> Iterator[None]:
+    """A failed read or write is a FileError, the user's to act on (a full
+    disk, a removed USB stick), not a bug. A broken pipe passes: the CLI
+    ends quietly when its reader goes away."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise FileError(f"I/O error: {e.strerror}") from None
 
 
 def read_full(src: BinaryIO, n: int) -> bytes:
@@ -121,7 +135,7 @@ def _open_unnamed(directory: Path) -> tuple[int, Path | None]:
 
 
 def _link_unnamed(fd: int, name: Path) -> None:
-    """Give the O_TMPFILE file open at fd a name.
+    """Give the file open at fd (an O_TMPFILE file, or any other) a name.
 
     CPython calls linkat(..., AT_SYMLINK_FOLLOW), which resolves the /proc
     link to the open file, only when a directory fd is passed; plain link()
@@ -173,21 +187,10 @@ class StagedFile:
 
     def keep(self, path: Path) -> None:
         """Give the staged file a further name, path, durably and at once
-        (the register's archive keeps each letter): a hard link where path
-        is on the same file system, else a copy. It stays staged."""
-        fd = self.file.fileno()
+        (the register's archive keeps each letter). It stays staged."""
         self.file.flush()
-        os.fsync(fd)
-        try:
-            if self._tmp_name is None:
-                _link_unnamed(fd, path)
-            else:
-                os.link(self._tmp_name, path)
-        except OSError as e:
-            if e.errno != errno.EXDEV:
-                raise
-            copy_durably(self.file, path)
-        fsync_directory(path.parent)
+        os.fsync(self.file.fileno())
+        keep_file(self.file, path)
 
     def close(self) -> None:
         """Close; an unpublished file is gone."""
@@ -267,6 +270,21 @@ def atomic_output(
         publish(staged, path, mode, replace)
     finally:
         staged.close()
+
+
+def keep_file(f: BinaryIO, path: Path) -> None:
+    """Give the file open at f a further name, path, durably: a hard link to
+    the very file f reads (its inode, through /proc/self/fd: not whatever
+    its old name points to now), or, where there can be no link (another
+    file system, a file linking is refused for, an unnamed temporary), a
+    copy of what f holds. FileExistsError if path exists."""
+    try:
+        _link_unnamed(f.fileno(), path)
+    except FileExistsError:
+        raise
+    except OSError:
+        copy_durably(f, path)
+    fsync_directory(path.parent)
 
 
 def copy_durably(src: BinaryIO, path: Path) -> None:

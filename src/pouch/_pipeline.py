@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from .errors import FileError
+from ._io import io_errors
 
 T = TypeVar("T")
 
@@ -57,14 +57,10 @@ class Worker:
 
 
 def _io_errors(fn: Callable[..., T], *args: Any) -> T:
-    # A full disk met by a worker's write is the user's problem to act on,
-    # not a bug: the same FileError the main thread would raise.
-    try:
+    # A full disk met by a worker's write: the same FileError the main
+    # thread would raise.
+    with io_errors():
         return fn(*args)
-    except BrokenPipeError:
-        raise
-    except OSError as e:
-        raise FileError(f"I/O error: {e.strerror}") from None
 
 
 class BufferRing:

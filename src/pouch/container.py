@@ -10,8 +10,8 @@
 A custody receipt (SPEC.md section 4.1) is the same record stream after a
 header that names the envelope instead of holding it.
 
-The ciphertext is never rewritten: statements (custody, issue 4) are
-appended as records, under a file lock and with fsync. A torn last record
+The ciphertext is never rewritten: statements (custody, SPEC.md 3.7 to
+3.9) are appended as records, under a file lock and with fsync. A torn last record
 (a crash during an append) is detected and ignored; a damaged record with
 records after it is an error. The envelope id is BLAKE3 of the age
 ciphertext, so `b3sum` of the extracted age file gives it too.
@@ -27,7 +27,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
 import blake3
@@ -88,7 +88,12 @@ def encode_record(record: Record) -> bytes:
 
 @dataclass
 class Container:
-    """A parsed container: where its ciphertext lies, and its records."""
+    """A parsed container: where its ciphertext lies, and its records.
+
+    A Container is a context manager: leaving it closes the file that
+    load() opened (a path given, or the decoding of armor), never a file
+    the caller handed it.
+    """
 
     src: BinaryIO
     age_offset: int
@@ -97,6 +102,23 @@ class Container:
     torn: bool  # a torn last record was found and ignored
     bare: bool  # a bare age file, no container around it
     detached: str | None = None  # a custody receipt: the envelope id it names, no ciphertext
+    armored: bool = False  # decoded from its text form: src is the decoding, not the file
+    path: str | None = None  # where load() opened it
+    _owned: BinaryIO | None = field(default=None, repr=False)
+
+    def __enter__(self) -> Container:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owned is not None:
+            self._owned.close()
+
+    @property
+    def size(self) -> int:
+        return self.src.seek(0, os.SEEK_END)
 
     def age_stream(self, tap: Tap | None = None) -> BinaryIO:
         """The age ciphertext alone, as a buffered stream (1 MiB reads).
@@ -129,6 +151,43 @@ class Container:
         while chunk := stream.read(1 << 20):
             h.update(chunk)
         return h.hexdigest()
+
+    def append(self, *records: Record) -> None:
+        """Append records to the file, durably (one fsync), under a lock.
+        The container must have been loaded from its path, writable.
+
+        The trailer is read again under the lock, so that the records
+        follow the last good one, whoever appended since: a torn last
+        record left by an earlier crash is cut off first.
+        """
+        name = self.path or "this file"
+        if self.bare:
+            raise ContainerError(f"{name} is a bare age file: it has no trailer")
+        if self.armored:
+            raise ContainerError(f"{name} is armored: records go into the binary .pouch")
+        if self.detached is not None:
+            raise ContainerError(f"{name} is a custody receipt: it holds no pouch to carry")
+        data = b"".join(encode_record(r) for r in records)
+        fd = self.src.fileno()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                self.src.flush()
+                size = self.src.seek(0, os.SEEK_END)
+                self.records, _ = _read_records(self.src, self.age_offset + self.age_length, size)
+                end = self.trailer_end
+                os.ftruncate(fd, end)
+                os.pwrite(fd, data, end)
+                os.fsync(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        except OSError as e:
+            raise FileError(f"cannot append to {name}: {e.strerror}") from None
+        self.src.seek(0)  # what was read ahead is gone
+        for r in records:
+            self.records.append(RecordRef(r.type, end + RECORD_HEAD.size, len(r.body)))
+            end = self.records[-1].end
+        self.torn = False
 
 
 Tap = Callable[[memoryview], "Future[Any] | None"]
@@ -250,59 +309,56 @@ def _read_records(src: BinaryIO, pos: int, size: int) -> tuple[list[RecordRef], 
     return records, False
 
 
-def load(source: str | os.PathLike[str] | BinaryIO) -> Container:
+def load(source: str | os.PathLike[str] | BinaryIO, *, writable: bool = False) -> Container:
     """Open a container: a path or a seekable binary file; binary, armored,
-    or a bare age file.
+    or a bare age file. Use it as a context manager.
 
-    Armor is decoded into an unnamed temporary file (ciphertext only, never
-    plaintext), so that a large armored file costs no memory.
+    A path is opened here (for reading and appending, if writable) and
+    closed when the container is. Armor is decoded into an unnamed
+    temporary file (ciphertext only, never plaintext), so that a large
+    armored file costs no memory.
     """
-    if hasattr(source, "read"):
-        f = cast(BinaryIO, source)
+    if not isinstance(source, (str, os.PathLike)):
+        return _load(source)
+    try:
+        f: BinaryIO = open(source, "r+b" if writable else "rb")
+    except OSError as e:
+        raise FileError(f"cannot read {source}: {e.strerror}") from None
+    try:
+        c = _load(f)
+    except BaseException:
+        f.close()
+        raise
+    if c.armored:
+        f.close()  # the container reads its decoding
     else:
-        try:
-            f = open(source, "rb")
-        except OSError as e:
-            raise FileError(f"cannot read {source}: {e.strerror}") from None
+        c._owned = f
+    c.path = os.fspath(source)
+    return c
+
+
+def _load(f: BinaryIO) -> Container:
     prefix = f.read(_armor.PEEK_SIZE)
     f.seek(0)
     if not _armor.is_armored(prefix):
         return parse(f)
     ours = b"-----BEGIN " + ARMOR_LABEL.encode() + b"-----"
     label = ARMOR_LABEL if ours in prefix else _armor.AGE_LABEL
-    decoded = tempfile.TemporaryFile()
-    with f:
+    decoded = cast(BinaryIO, tempfile.TemporaryFile())
+    try:
         reader = io.BufferedReader(_armor.ArmoredReader(f, label))
         while chunk := reader.read(1 << 20):
             decoded.write(chunk)
-    decoded.seek(0)
-    return parse(decoded)
+        decoded.seek(0)
+        c = parse(decoded)
+    except BaseException:
+        decoded.close()
+        raise
+    c._owned, c.armored = decoded, True
+    return c
 
 
 def append_record(path: str | os.PathLike[str], record: Record) -> None:
-    """Append a record to the container at path, durably, under a lock.
-
-    A torn last record left by an earlier crash is cut off first, so the
-    new record follows the last good one.
-    """
-    data = encode_record(record)
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError as e:
-        raise FileError(f"cannot open {path}: {e.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            c = parse(f)
-            if c.bare:
-                raise ContainerError(f"{path} is a bare age file: it has no trailer")
-            if c.detached is not None:
-                raise ContainerError(f"{path} is a custody receipt: it holds no pouch to carry")
-            end = c.trailer_end
-        os.ftruncate(fd, end)
-        os.pwrite(fd, data, end)
-        os.fsync(fd)
-    except OSError as e:
-        raise FileError(f"cannot append to {path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
+    """Append a record to the container at path (Container.append)."""
+    with load(path, writable=True) as c:
+        c.append(record)

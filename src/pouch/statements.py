@@ -23,8 +23,6 @@ Chain hashes are taken over PAE bytes (pae()), not the envelope's JSON.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from . import _canonical
+from ._fields import b64, is_int_in, unb64
 from .errors import StatementError
 
 PAYLOAD_TYPE_PREFIX = "application/vnd.pouch."
@@ -50,23 +49,6 @@ def pae(ptype: str, payload: bytes) -> bytes:
     return b" ".join([PAE_PREFIX, str(len(t)).encode(), t, str(len(payload)).encode(), payload])
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def unb64(text: object, what: str) -> bytes:
-    """Strict standard base64 (padded, canonical)."""
-    if not isinstance(text, str):
-        raise StatementError(f"malformed statement: {what} is not a string")
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise StatementError(f"malformed statement: {what} is not base64") from None
-    if b64(data) != text:
-        raise StatementError(f"malformed statement: {what} is not canonical base64")
-    return data
-
-
 SIGNATURE_ALG = "ed25519"
 
 
@@ -78,17 +60,10 @@ def key_field(raw: bytes) -> dict[str, str]:
 def parse_key_field(value: object, what: str) -> bytes:
     if not isinstance(value, dict) or set(value) != {"alg", "key"} or value["alg"] != SIGNATURE_ALG:
         raise StatementError(f"malformed statement: bad {what} key")
-    raw = unb64(value["key"], f"{what} key")
+    raw = unb64(value["key"], f"{what} key", StatementError)
     if len(raw) != 32:
         raise StatementError(f"malformed statement: bad {what} key")
     return raw
-
-
-def is_hex64(value: object) -> bool:
-    """A BLAKE3 digest (an id, a fingerprint) as pouch writes it."""
-    return (
-        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
-    )
 
 
 @dataclass(frozen=True)
@@ -143,8 +118,9 @@ def decode(data: bytes) -> Envelope:
     for s in sigs:
         if not isinstance(s, dict) or set(s) != {"keyid", "sig"} or not isinstance(s["keyid"], str):
             raise StatementError("malformed statement: bad signature entry")
-        signatures.append((s["keyid"], unb64(s["sig"], "signature")))
-    return Envelope(obj["payloadType"], unb64(obj["payload"], "payload"), tuple(signatures))
+        signatures.append((s["keyid"], unb64(s["sig"], "signature", StatementError)))
+    payload = unb64(obj["payload"], "payload", StatementError)
+    return Envelope(obj["payloadType"], payload, tuple(signatures))
 
 
 def verify(
@@ -166,9 +142,7 @@ def verify(
         payload = _canonical.loads(envelope.payload)
     except _canonical.CanonicalError as e:
         raise StatementError(f"malformed {kind} statement: {e.message}") from None
-    if not isinstance(payload, dict) or not (
-        _canonical.is_int(payload.get("v")) and payload["v"] == version
-    ):
+    if not isinstance(payload, dict) or not is_int_in(payload.get("v"), version, version):
         raise StatementError(f"unsupported {kind} statement version (this pouch reads v{version})")
     # 4.
     keys = list(required_keys(payload))

@@ -20,13 +20,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from . import _canonical, container, letters, statements
+from . import _canonical, container
+from ._fields import b64, is_hex64, is_int_in, is_rfc3339, read_object, unb64
 from .custody import judge, read_trailer
 from .errors import PouchError, UsageError, VerificationError
-from .identity import Card, fingerprint, is_rfc3339
-from .ledger import missing_ranges
-from .order import open_block
-from .register import Position
+from .identity import Card, fingerprint
+from .letter import verify_disclosed
+from .letter.order import Position, missing_ranges, open_block
 
 KIND = "pouch-transcript"
 VERSION = 1
@@ -49,8 +49,8 @@ class Entry:
         return {
             "letter": self.letter,
             "envelope": self.envelope,
-            "file_key": statements.b64(self.file_key) if self.file_key else None,
-            "blocks": {fp: statements.b64(k) for fp, k in sorted(self.blocks.items())},
+            "file_key": b64(self.file_key) if self.file_key else None,
+            "blocks": {fp: b64(k) for fp, k in sorted(self.blocks.items())},
         }
 
 
@@ -143,22 +143,19 @@ def _manifest(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo]) -> dict
         raise VerificationError("not a pouch transcript: it has no manifest")
     if member.size > MAX_MANIFEST:
         raise VerificationError("not a pouch transcript: a bad manifest")
-    try:
-        m = _canonical.loads(_read(tar, member))
-    except _canonical.CanonicalError as e:
-        raise VerificationError(f"malformed transcript manifest: {e.message}") from None
     fields = {"v", "kind", "parties", "exported", "disclosed", "letters"}
-    if not isinstance(m, dict) or set(m) != fields or m["kind"] != KIND:
+    m = read_object(_read(tar, member), "transcript manifest", VerificationError, fields)
+    if m["kind"] != KIND:
         raise VerificationError("malformed transcript manifest: unexpected fields")
-    if not isinstance(m["exported"], str) or not is_rfc3339(m["exported"]):
+    if not is_rfc3339(m["exported"]):
         raise VerificationError("malformed transcript manifest: bad time of export")
     if not isinstance(m["disclosed"], bool):
         raise VerificationError("malformed transcript manifest: bad disclosure flag")
-    if not _canonical.is_int(m["v"]) or m["v"] != VERSION:
+    if not is_int_in(m["v"], VERSION, VERSION):
         raise VerificationError(
             f"transcript version {m['v']!r:.10} is not supported (this reads 1)"
         )
-    if not isinstance(m["parties"], list) or not all(statements.is_hex64(p) for p in m["parties"]):
+    if not isinstance(m["parties"], list) or not all(is_hex64(p) for p in m["parties"]):
         raise VerificationError("malformed transcript manifest: bad parties")
     if not isinstance(m["letters"], list):
         raise VerificationError("malformed transcript manifest: bad letters")
@@ -171,15 +168,15 @@ def _entry(x: object) -> Entry:
         raise VerificationError("malformed transcript manifest: a bad letter entry")
     blocks = x["blocks"]
     if (
-        not statements.is_hex64(x["letter"])
-        or not statements.is_hex64(x["envelope"])
+        not is_hex64(x["letter"])
+        or not is_hex64(x["envelope"])
         or not isinstance(blocks, dict)
-        or not all(statements.is_hex64(fp) for fp in blocks)
+        or not all(is_hex64(fp) for fp in blocks)
     ):
         raise VerificationError("malformed transcript manifest: a bad letter entry")
     try:
-        key = None if x["file_key"] is None else statements.unb64(x["file_key"], "file key")
-        keys = {fp: statements.unb64(k, "block key") for fp, k in blocks.items()}
+        key = None if x["file_key"] is None else unb64(x["file_key"], "file key", PouchError)
+        keys = {fp: unb64(k, "block key", PouchError) for fp, k in blocks.items()}
     except PouchError:
         raise VerificationError("malformed transcript manifest: a bad key") from None
     return Entry(x["letter"], x["envelope"], key, keys)
@@ -204,8 +201,8 @@ def _check_letter(
                                "(export with --decrypted)")  # fmt: skip
         return
     try:
-        raw = _read(tar, member)
-        opened = letters.verify_disclosed(io.BytesIO(raw), entry.file_key)
+        c = container.load(io.BytesIO(_read(tar, member)))
+        opened = verify_disclosed(c, entry.file_key)
     except PouchError as e:
         report.problems.append(f"letter {short}: {e.message}")
         return
@@ -235,18 +232,7 @@ def _check_letter(
         except PouchError as e:
             report.problems.append(f"letter {short}: {e.message}")
             continue
-        placed.append(
-            Position(
-                entry.letter,
-                sender,
-                fp,
-                h.stream,
-                block.seq,
-                block.prev,
-                block.ack,
-                block.continues,
-            )
-        )
+        placed.append(Position.of(entry.letter, sender, fp, h.stream, block))
         to = parties[fp].name
         kind = " (receipt)" if h.kind == "receipt" else ""
         report.lines.append(f"{h.date}  {parties[sender].name} -> {to}  #{block.seq}  "
@@ -254,9 +240,7 @@ def _check_letter(
     if h.in_reply_to is not None and h.in_reply_to not in ids:
         report.warnings.append(f"letter {short} answers {h.in_reply_to[:12]}, which is not in "
                                "the transcript")  # fmt: skip
-    c = container.load(io.BytesIO(raw))
-    with c.src:
-        trailer = read_trailer(c)
+    trailer = read_trailer(c)
     if trailer.records or trailer.problems:
         principals = {card.signing_key for card in parties.values()}
         verdict = judge(entry.envelope, trailer, principals)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import blake3
 
-from pouch import _canonical, age, container, letters, transcript
+from pouch import _canonical, age, container, letter, transcript
 from pouch.age.armor import armor
 from pouch.identity import Identity
-from pouch.order import first
+from pouch.letter.order import first
 
 HERE = Path(__file__).resolve().parent / "age"
 
@@ -115,13 +115,14 @@ def vector_identity(name: str) -> Identity:
 
 
 def statement_vectors() -> list[tuple[str, bytes]]:
-    from pouch.credentials import accredit, revoke
     from pouch.custody import (
         RECORD_ACCEPTANCE,
         RECORD_CREDENTIAL,
         RECORD_HANDOVER,
         accept,
+        accredit,
         hand_over,
+        revoke,
     )
 
     cards = [
@@ -178,7 +179,7 @@ def letter_vectors() -> list[tuple[str, bytes]]:
     to Kim with one attachment, and its expected ids."""
     trump, kim = vector_identity("Donald J. Trump"), vector_identity("Kim Jong-un")
     out = io.BytesIO()
-    sealed = letters.seal(
+    sealed = letter.seal(
         trump,
         [kim.card()],
         io.BytesIO(CANCEL),
@@ -199,7 +200,7 @@ def letter_vectors() -> list[tuple[str, bytes]]:
     })  # fmt: skip
     # Kim's transcript of it, with its keys disclosed (SPEC.md 6).
     bundle = io.BytesIO()
-    file_key = letters.disclose(kim, io.BytesIO(out.getvalue()))
+    file_key = letter.disclose(kim, io.BytesIO(out.getvalue()))
     entry = transcript.Entry(sealed.letter_id, sealed.envelope_id, file_key,
                              {kim.fingerprint: block_key})  # fmt: skip
     transcript.write(bundle, [kim.fingerprint, trump.fingerprint], "2019-01-14T00:00:00Z",

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 FILE_KEY_SIZE = 16
 # A wrapped file key: 16 bytes and a 16-byte Poly1305 tag. Every native
@@ -13,12 +11,6 @@ FILE_KEY_SIZE = 16
 # decrypt it, to mitigate partitioning oracle attacks" (age spec).
 WRAPPED_KEY_SIZE = FILE_KEY_SIZE + 16
 _ZERO_NONCE = bytes(12)
-
-
-def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes) -> bytes:
-    # An empty salt and HKDF's default (a hash-length of zeros) give the same
-    # HMAC key, so salt=b"" is passed through as is.
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt or None, info=info).derive(ikm)
 
 
 def wrap_file_key(key: bytes, file_key: bytes) -> bytes:

@@ -6,7 +6,7 @@ identity file may itself be an age file encrypted with a passphrase (age
 reads those too); it is opened with the passphrase callback.
 
 Secret key files are read only when neither group nor others can read them
-(DESIGN.md section 5), and error messages never quote a line of one.
+(SPEC.md 1.2), and error messages never quote a line of one.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import TypeAlias
 
 from .._io import read_small
 from ..errors import FileError, KeyFormatError, RefusedError
-from . import _bech32, pq, x25519
+from . import bech32, pq, x25519
 from .pq import HybridIdentity, HybridRecipient
 from .x25519 import X25519Identity, X25519Recipient
 
@@ -44,7 +44,7 @@ def parse_recipient(s: str) -> AnyRecipient:
             "give the public key: 'pouch age-keygen -y FILE' prints it",
         )
     try:
-        hrp, data = _bech32.decode(s)
+        hrp, data = bech32.decode(s)
     except ValueError as e:
         raise KeyFormatError(f"malformed recipient {s[:64]!r}: {e}") from None
     if hrp == x25519.RECIPIENT_HRP:
@@ -61,7 +61,7 @@ def parse_recipient(s: str) -> AnyRecipient:
 def parse_identity(s: str) -> AnyIdentity:
     """Parse an ``AGE-SECRET-KEY-1…`` or ``AGE-SECRET-KEY-PQ-1…`` identity."""
     try:
-        hrp, data = _bech32.decode(s)
+        hrp, data = bech32.decode(s)
     except ValueError as e:
         raise KeyFormatError(f"malformed secret key: {e}") from None
     if hrp == x25519.IDENTITY_HRP:
@@ -153,7 +153,8 @@ def read_identities_file(
     if data.startswith((b"age-encryption.org/", b"-----BEGIN AGE")):
         if passphrase is None:
             raise KeyFormatError(f"{path} is encrypted and no passphrase can be asked for")
-        from . import ScryptIdentity, decrypt
+        from ._core import decrypt
+        from .scrypt import ScryptIdentity
 
         plain = io.BytesIO()
         secret = passphrase(f"Enter passphrase for identity file {path}")

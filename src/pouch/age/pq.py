@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, hpke
 from cryptography.hazmat.primitives.asymmetric import mlkem, x25519
 
 from ..errors import HeaderError, KeyFormatError
-from . import _bech32
+from . import bech32
 from ._crypto import WRAPPED_KEY_SIZE
 from ._format import Stanza, b64decode_exact, b64encode
 from .x25519 import is_low_order
@@ -74,7 +74,7 @@ class HybridRecipient:
         return [Stanza(STANZA_TYPE, (b64encode(enc),), body)]
 
     def __str__(self) -> str:
-        return _bech32.encode(RECIPIENT_HRP, self._bytes)
+        return bech32.encode(RECIPIENT_HRP, self._bytes)
 
     def __repr__(self) -> str:
         return f"HybridRecipient({str(self)[:24]}…)"
@@ -145,7 +145,7 @@ class HybridIdentity:
         return None
 
     def __str__(self) -> str:
-        return _bech32.encode(IDENTITY_HRP, self._seed).upper()
+        return bech32.encode(IDENTITY_HRP, self._seed).upper()
 
     def __repr__(self) -> str:
         return f"HybridIdentity({str(self.recipient)[:24]}…)"

@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from .._kdf import hkdf_sha256
 from ..errors import HeaderError, KeyFormatError
-from . import _bech32
-from ._crypto import WRAPPED_KEY_SIZE, hkdf_sha256, unwrap_file_key, wrap_file_key
+from . import bech32
+from ._crypto import WRAPPED_KEY_SIZE, unwrap_file_key, wrap_file_key
 from ._format import Stanza, b64decode_exact, b64encode
 
 STANZA_TYPE = "X25519"
@@ -61,7 +62,7 @@ class X25519Recipient:
         return [Stanza(STANZA_TYPE, (b64encode(share),), wrap_file_key(key, file_key))]
 
     def __str__(self) -> str:
-        return _bech32.encode(RECIPIENT_HRP, self._key)
+        return bech32.encode(RECIPIENT_HRP, self._key)
 
     def __repr__(self) -> str:
         return f"X25519Recipient({self})"
@@ -120,7 +121,7 @@ class X25519Identity:
         return None
 
     def __str__(self) -> str:
-        return _bech32.encode(IDENTITY_HRP, self._secret).upper()
+        return bech32.encode(IDENTITY_HRP, self._secret).upper()
 
     def __repr__(self) -> str:
         return f"X25519Identity({self.recipient})"

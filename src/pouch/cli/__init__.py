@@ -22,8 +22,8 @@ from .. import __version__
 from ..errors import FileError, PouchError, UsageError
 
 if TYPE_CHECKING:
-    from ..home import Home
-    from ..identity import Identity
+    from ..home import Contact, Home, Post
+    from ..identity import Card, Identity
 
 PASSPHRASE_ENV = "POUCH_PASSPHRASE"
 EXIT_INTERRUPTED = 130
@@ -170,18 +170,41 @@ def _home(path: str | None) -> Home:
     return Home(path)
 
 
-def _now() -> str:
-    from datetime import UTC, datetime
-
-    from ..identity import rfc3339
-
-    return rfc3339(datetime.now(UTC))
-
-
 def _unlock(home: Home, passphrase_file: str | None) -> Identity:
     return home.unlock(
         lambda: read_passphrase(f"Passphrase for {home.key_path}", file=passphrase_file)
     )
+
+
+def _post(home: str | None, passphrase_file: str | None) -> Post:
+    """The home's Post; the passphrase is asked for when a workflow first
+    needs the keys."""
+    from ..home import Post
+
+    h = _home(home)
+
+    def waiting(what: str) -> None:
+        click.echo(f"waiting for {what} to finish...", err=True)
+
+    return Post(h, lambda: _unlock(h, passphrase_file), on_wait=waiting)
+
+
+def _names(home: Home, contacts: list[Contact] | None = None, you: str = "you") -> dict[bytes, str]:
+    """What this home calls each signing key: its contacts' names (those
+    given, else the register's), and you."""
+    if contacts is None:
+        contacts = home.contacts()
+    names = {c.card.signing_key: c.name for c in contacts}
+    names[home.card().signing_key] = you
+    return names
+
+
+def _read_card(path: str) -> Card:
+    from .._io import read_small
+    from ..identity import Card
+    from ..statements import MAX_ENVELOPE
+
+    return Card.from_bytes(read_small(path, MAX_ENVELOPE, "a card").rstrip(b"\r\n"))
 
 
 # --- entry point ----------------------------------------------------------------

@@ -8,7 +8,7 @@ from ..errors import UsageError
 from . import (
     _emit,
     _home,
-    _now,
+    _read_card,
     _stdio,
     _unlock,
     cli,
@@ -68,18 +68,9 @@ def contacts_group() -> None:
 @home_option
 def contacts_add(file: str, verified: bool, home: str | None) -> None:
     """Add the card in FILE to your contacts."""
-    from .._io import read_small
-    from ..identity import Card
-    from ..statements import MAX_ENVELOPE
-
     h = _home(home)
-    own = h.card()
-    data = read_small(file, MAX_ENVELOPE, "a card")
-    card = Card.from_bytes(data.rstrip(b"\r\n"))
-    if card.fingerprint == own.fingerprint:
-        raise UsageError("that is your own card")
-    with h.register() as reg:
-        c = reg.add_contact(card, _now(), "in person, at import" if verified else None)
+    h.card()
+    c = h.add_contact(_read_card(file), verified)
     state = "verified" if c.verified else "NOT verified"
     click.echo(f"Added {c.name}  {c.fingerprint[:16]}  ({state})")
     if not c.verified:
@@ -95,8 +86,7 @@ def contacts_add(file: str, verified: bool, home: str | None) -> None:
 @home_option
 def contacts_list(as_json: bool, home: str | None) -> None:
     """List your contacts."""
-    with _home(home).register() as reg:
-        contacts = reg.contacts()
+    contacts = _home(home).contacts()
     if as_json:
         import json
 
@@ -130,15 +120,14 @@ def contacts_verify(name: str, yes: bool, home: str | None) -> None:
 
     h = _home(home)
     own = h.card()
-    with h.register() as reg:
-        c = reg.find(name)
-        click.echo(f"{c.name}  {c.fingerprint}")
-        click.echo("safety number: " + " ".join(safety_number(own.signing_key, c.card.signing_key)))
-        if not yes and not click.confirm(
-            f"Does {c.name} read you the same number?", default=False, err=True
-        ):
-            raise UsageError(f"{c.name} is not marked verified")
-        c = reg.mark_verified(c.fingerprint, _now(), "safety number compared")
+    c = h.find(name)
+    click.echo(f"{c.name}  {c.fingerprint}")
+    click.echo("safety number: " + " ".join(safety_number(own.signing_key, c.card.signing_key)))
+    if not yes and not click.confirm(
+        f"Does {c.name} read you the same number?", default=False, err=True
+    ):
+        raise UsageError(f"{c.name} is not marked verified")
+    c = h.mark_verified(c, "safety number compared")
     click.echo(f"{c.name} is verified.")
 
 
@@ -155,8 +144,7 @@ def fingerprint_command(name: str | None, no_qr: bool, home: str | None) -> None
     if name is None:
         title, digits = f"{own.name} (you)  {own.fingerprint}", safety_number(own.signing_key)
     else:
-        with h.register() as reg:
-            c = reg.find(name)
+        c = h.find(name)
         title = f"{own.name} and {c.name}  {c.fingerprint}"
         digits = safety_number(own.signing_key, c.card.signing_key)
     click.echo(title)

@@ -1,77 +1,45 @@
-"""pouch letters, thread, db check, restore: the correspondence ledger."""
+"""pouch letters, thread, db check, restore, transcript: the correspondence
+ledger."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import UsageError
-from . import _home, _unlock, cli, home_option, passphrase_file_option, shown
+from . import _home, _post, _read_card, cli, home_option, passphrase_file_option, shown
 
 if TYPE_CHECKING:
-    from ..identity import Identity
-    from ..register import LetterRow, Register
+    from ..home import Home, LetterView
 
 
-def _ledger_view(
-    reg: Register,
-    identity: Identity,
-    rows: list[LetterRow],
-    names: dict[str, str],
-    them: str | None,
-) -> list[dict[str, Any]]:
-    """Each letter as `pouch letters --json` shows it."""
-    from ..ledger import open_private
-
-    out = []
-    for row in rows:
-        private = open_private(identity, row.id, row.private)
-        positions = reg.positions_of(row.id)
-        seqs = {p.recipient: p.seq for p in positions}
-        if row.direction == "received":
-            seq = seqs.get(identity.fingerprint)
-        else:
-            seq = seqs.get(them) if them else seqs.get(row.recipients[0])
-        out.append({
-            "id": row.id,
-            "envelope": row.envelope,
-            "direction": row.direction,
-            "kind": row.kind,
-            "from": names.get(row.sender, row.sender),
-            "to": [names.get(r, r) for r in row.recipients],
-            "seq": seq,
-            "stream": row.stream,
-            "date": row.date,
-            "subject": private.get("subject", ""),
-            "attachments": private.get("parts", []),
-            "in_reply_to": row.in_reply_to,
-            "state": row.state,
-            "written": row.published,
-        })  # fmt: skip
-    return out
+def _view(x: LetterView, names: dict[str, str]) -> dict[str, Any]:
+    """A letter as `pouch letters --json` shows it."""
+    return {
+        "id": x.id,
+        "envelope": x.envelope,
+        "direction": x.direction,
+        "kind": x.kind,
+        "from": names.get(x.sender, x.sender),
+        "to": [names.get(r, r) for r in x.recipients],
+        "seq": x.seq,
+        "stream": x.stream,
+        "date": x.date,
+        "subject": x.subject,
+        "attachments": list(x.attachments),
+        "in_reply_to": x.in_reply_to,
+        "state": x.state,
+        "written": x.written,
+    }
 
 
-def _missing(
-    reg: Register, me: str, them: str | None, names: dict[str, str]
-) -> list[dict[str, Any]]:
-    """Letters to me that have not arrived: numbers below one that did, in
-    each sender's stream (at most MAX_LISTED per stream, one by one)."""
-    from ..ledger import MAX_LISTED, first_numbers, missing_ranges
-
-    missing = []
-    senders = {p.sender for p in reg.all_positions() if p.recipient == me and p.sender != me}
-    for sender in sorted(senders):
-        if them is not None and sender != them:
-            continue
-        for stream in reg.streams(sender, me):
-            held = reg.kept_seqs(sender, me, stream)
-            gaps = missing_ranges(held, max(held, default=0))
-            for n in first_numbers(gaps, MAX_LISTED):
-                missing.append({"from": names.get(sender, sender), "seq": n, "stream": stream})
-    return missing
+def _fingerprint_names(home: Home) -> dict[str, str]:
+    """What the ledger calls each fingerprint: contacts by name, and you."""
+    names = {c.fingerprint: c.name for c in home.contacts()}
+    names[home.card().fingerprint] = "you"
+    return names
 
 
 @cli.command("letters")
@@ -84,25 +52,17 @@ def letters_command(
 ) -> None:
     """The correspondence (with NAME, or everyone): a timeline of letters
     sent and received, with threads, states, missing letters and forks."""
-    h = _home(home)
-    identity = _unlock(h, passphrase_file)
-    me = identity.fingerprint
-    with h.register() as reg:
-        names = {c.fingerprint: c.name for c in reg.contacts()}
-        names[me] = "you"
-        them = reg.find(name).fingerprint if name else None
-        rows = [
-            r for r in reg.all_letters()
-            if them is None or r.sender == them or (r.sender == me and them in r.recipients)
-        ]  # fmt: skip
-        letters = _ledger_view(reg, identity, rows, names, them)
-        missing = _missing(reg, me, them, names)
-        ids = {r.id for r in rows}
-        forks = [
-            {"letter": a, "other": b, "seq": seq, "found": found}
-            for a, b, seq, found in reg.forks()
-            if a in ids or b in ids
-        ]
+    post = _post(home, passphrase_file)
+    ledger = post.ledger(name)
+    names = _fingerprint_names(post.home)
+    letters = [_view(x, names) for x in ledger.letters]
+    missing = [
+        {"from": names.get(m.sender, m.sender), "seq": m.seq, "stream": m.stream}
+        for m in ledger.missing
+    ]
+    forks = [
+        {"letter": f.letter, "other": f.other, "seq": f.seq, "found": f.found} for f in ledger.forks
+    ]
     if as_json:
         click.echo(json.dumps({"letters": letters, "missing": missing, "forks": forks}, indent=2,
                               ensure_ascii=False))  # fmt: skip
@@ -145,54 +105,20 @@ def thread_command(
 ) -> None:
     """One thread: the letter LETTER_ID (or an 8-digit prefix), what it
     answers, and every answer to it, as a tree."""
-    from ..register import MIN_PREFIX
-
-    q = letter_id.lower()
-    if len(q) < MIN_PREFIX or any(c not in "0123456789abcdef" for c in q):
-        raise UsageError("a letter is named by its id, or at least 8 of its first digits")
-    h = _home(home)
-    identity = _unlock(h, passphrase_file)
-    with h.register() as reg:
-        names = {c.fingerprint: c.name for c in reg.contacts()}
-        names[identity.fingerprint] = "you"
-        rows = reg.all_letters()
-        found = [r for r in rows if r.id.startswith(q)]
-        if not found:
-            raise UsageError(
-                f"no letter {letter_id!r} in this register", "'pouch letters' lists them"
-            )
-        if len(found) > 1:
-            raise UsageError(f"{letter_id!r} names {len(found)} letters: give more digits")
-        by_id = {r.id: r for r in rows}
-        root = found[0]
-        seen = {root.id}
-        while root.in_reply_to in by_id and root.in_reply_to not in seen:
-            root = by_id[root.in_reply_to]
-            seen.add(root.id)
-        children: dict[str, list[LetterRow]] = {}
-        for r in rows:
-            if r.in_reply_to is not None:
-                children.setdefault(r.in_reply_to, []).append(r)
-        order: list[tuple[int, LetterRow]] = []
-
-        def walk(r: LetterRow, depth: int, path: set[str]) -> None:
-            order.append((depth, r))
-            for child in children.get(r.id, []):
-                if child.id not in path:
-                    walk(child, depth + 1, path | {child.id})
-
-        walk(root, 0, {root.id})
-        view = _ledger_view(reg, identity, [r for _, r in order], names, None)
+    post = _post(home, passphrase_file)
+    thread = post.thread(letter_id)
+    names = _fingerprint_names(post.home)
+    view = [(depth, _view(x, names)) for depth, x in thread.letters]
     if as_json:
-        for (depth, _), x in zip(order, view, strict=True):
+        for depth, x in view:
             x["depth"] = depth
-        click.echo(json.dumps({"thread": view}, indent=2, ensure_ascii=False))
+        click.echo(json.dumps({"thread": [x for _, x in view]}, indent=2, ensure_ascii=False))
         return
-    for (depth, r), x in zip(order, view, strict=True):
+    for depth, x in view:
         arrow = "->" if x["direction"] == "sent" else "<-"
         other = ", ".join(x["to"]) if x["direction"] == "sent" else x["from"]
-        mark = "*" if r.id == found[0].id else " "
-        click.echo(shown(f"{mark} {'  ' * depth}{x['date']}  {arrow} {other}  {r.id[:12]}  "
+        mark = "*" if x["id"] == thread.chosen else " "
+        click.echo(shown(f"{mark} {'  ' * depth}{x['date']}  {arrow} {other}  {x['id'][:12]}  "
                          f"{x['subject'] or '(no subject)'}  [{x['state']}]"))  # fmt: skip
 
 
@@ -208,41 +134,18 @@ def db_check_command(home: str | None) -> None:
     (every stream's numbers and links, reservations, states, the archive).
     Exits 0 only when everything is clean."""
     from ..errors import FileError
-    from ..ledger import check
+    from ..home import check
 
-    h = _home(home)
-    with h.register() as reg:
-        problems = check(reg)
-        letters = reg.all_letters()
-    from .. import container
-    from ..errors import PouchError
-
-    for row in letters:
-        kept = h.archive(row.envelope)
-        if not kept.is_file():
-            problems.append(f"letter {row.id[:16]}: its container is not in the archive")
-            continue
-        # The archive shares its files with the ones sealed or opened where
-        # it can (hard links): one overwritten in place shows here.
-        try:
-            c = container.load(kept)
-            with c.src:
-                same = c.envelope_id() == row.envelope
-        except PouchError:
-            same = False
-        if not same:
-            problems.append(f"letter {row.id[:16]}: its archived container no longer hashes to "
-                            "its envelope id (overwritten through a hard link?)")  # fmt: skip
-    known = {f"{row.envelope}.pouch" for row in letters}
-    stray = [p for p in h.archive().iterdir() if p.name not in known]
-    if problems:
-        for p in problems:
+    checked = check(_home(home))
+    if checked.problems:
+        for p in checked.problems:
             click.echo(f"  ! {p}")
-        raise FileError(f"the register has {len(problems)} problem(s)", *problems[:3])
-    if stray:
-        click.echo(f"note: {len(stray)} archived container(s) belong to no letter: a seal "
+        raise FileError(f"the register has {len(checked.problems)} problem(s)",
+                        *checked.problems[:3])  # fmt: skip
+    if checked.stray:
+        click.echo(f"note: {checked.stray} archived container(s) belong to no letter: a seal "
                    "died after sealing, before recording; they can be deleted")  # fmt: skip
-    click.echo(f"Register clean: {len(letters)} letter(s), SQLite integrity ok, every stream "
+    click.echo(f"Register clean: {checked.letters} letter(s), SQLite integrity ok, every stream "
                "in order, every archived container intact.")  # fmt: skip
 
 
@@ -253,12 +156,9 @@ def restore_command(home: str | None) -> None:
     or on a second device made from a copy. Letters sealed from now on are
     numbered afresh and say where the old stream ended, so that no number
     is given out twice and correspondents can tell lost state from forgery."""
-    from .. import letters
+    from ..home import restore
 
-    h = _home(home)
-    h.card()
-    with h.register() as reg:
-        old, new = reg.new_stream(letters.new_stream_id)
+    old, new = restore(_home(home))
     click.echo(f"New stream {new[:8]}; it continues {old[:8]}.")
 
 
@@ -287,54 +187,9 @@ def transcript_export_command(
     letter in it (and nothing else), and check it with 'pouch transcript
     verify'. Without, it holds the sealed containers only.
     """
-    from datetime import UTC, datetime
-
-    from .. import letters
-    from .._io import atomic_output
-    from ..identity import rfc3339
-    from ..transcript import Entry, write
-
-    h = _home(home)
-    identity = _unlock(h, passphrase_file)
-    me = identity.fingerprint
-    with h.register() as reg:
-        them = reg.find(name).fingerprint
-        rows = [
-            r for r in reg.all_letters()
-            if r.sender in (me, them) and {me, them} <= {r.sender, *r.recipients}
-        ]  # fmt: skip
-        blocks = {
-            r.id: {p.recipient: p.block_key for p in reg.positions_of(r.id)
-                   if p.recipient in (me, them) and p.block_key is not None}
-            for r in rows
-        }  # fmt: skip
-    from .. import container
-    from ..errors import FileError
-
-    entries = []
-    for r in rows:
-        kept = h.archive(r.envelope)
-        c = container.load(kept)
-        with c.src:
-            if c.envelope_id() != r.envelope:
-                raise FileError(
-                    f"the archived container of letter {r.id[:16]} was altered",
-                    "run 'pouch db check'",
-                )
-        key = letters.disclose(identity, kept) if decrypted else None
-        entries.append(Entry(r.id, r.envelope, key, blocks[r.id] if decrypted else {}))
-
-    def one_at_a_time() -> Iterator[BinaryIO]:
-        # Never all at once: a correspondence of thousands of letters
-        # would run out of file descriptors.
-        for r in rows:
-            with open(h.archive(r.envelope), "rb") as f:
-                yield f
-
-    with atomic_output(output, replace=False) as dst:
-        write(dst, [me, them], rfc3339(datetime.now(UTC)), entries, one_at_a_time())
+    count = _post(home, passphrase_file).export_transcript(name, Path(output), decrypted)
     what = "readable by whoever holds it" if decrypted else "sealed"
-    click.echo(f"Transcript of {len(rows)} letter(s) with {name}, {what} -> {output}", err=True)
+    click.echo(f"Transcript of {count} letter(s) with {name}, {what} -> {output}", err=True)
 
 
 @transcript_group.command("verify")
@@ -346,15 +201,10 @@ def transcript_verify_command(file: str, cards: tuple[str, ...], as_json: bool) 
     """Check a transcript offline, against the two parties' cards: every
     letter's signatures (final segments included), every stream's order,
     every custody chain. Exits 0 only if everything verifies."""
-    from .._io import read_small
     from ..errors import FileError, VerificationError
-    from ..identity import Card
-    from ..statements import MAX_ENVELOPE
     from ..transcript import verify
 
-    parties = [
-        Card.from_bytes(read_small(c, MAX_ENVELOPE, "a card").rstrip(b"\r\n")) for c in cards
-    ]
+    parties = [_read_card(c) for c in cards]
     try:
         src = open(file, "rb")
     except OSError as e:

@@ -1,5 +1,5 @@
 """Paper: a pouch printed as QR codes on A4, carried by hand, scanned back
-(SPEC.md section 7; DESIGN.md layer 6).
+(SPEC.md section 7).
 
     print_pages(container, envelope, density)  the PDF, checked by reading it back
     scan(paths, letter)                        the container, from images and PDFs

@@ -78,7 +78,7 @@ def qr_images(codes: list[bytes]) -> list[Image.Image]:
     the cores when there are enough of them to pay for the processes."""
     from PIL import Image
 
-    from ..age._parallel import default_jobs
+    from .._cores import default_jobs
 
     indexes = range(len(codes))
     jobs = min(default_jobs(), len(codes) // PER_PROCESS)

@@ -109,7 +109,7 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
 def read(paths: Sequence[str], jobs: int | None = None) -> list[Source]:
     """Decode every input (in parallel: POUCH_JOBS, else one worker per
     core); the sources in the order given."""
-    from ..age._parallel import default_jobs
+    from .._cores import default_jobs
 
     jobs = jobs or default_jobs()
     workers = _Workers()
