@@ -3,6 +3,8 @@
 
     print_pages(container, envelope, density)  the PDF, checked by reading it back
     scan(paths, letter)                        the container, from images and PDFs
+    print_file(path, pdf, density, png_dir)    pouch print: a pouch's file to a PDF, PNGs
+    scan_to(paths, output, letter)             pouch scan: the container, checked, to a file
 
 Only the container's bytes go on paper: they are sealed and signed already,
 so the paper needs no secret and adds no trust. What the paper adds is
@@ -13,11 +15,15 @@ back is byte for byte what was printed.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import PaperError
+from ..errors import FileError, PaperError, PouchError, RefusedError
 from . import codes as _codes
 from .layout import DENSITIES, Density
 
@@ -26,7 +32,16 @@ if TYPE_CHECKING:
 
     from .reader import Source
 
-__all__ = ["DENSITIES", "Density", "Printed", "Scanned", "print_pages", "scan"]
+__all__ = [
+    "DENSITIES",
+    "Density",
+    "Printed",
+    "Scanned",
+    "print_file",
+    "print_pages",
+    "scan",
+    "scan_to",
+]
 
 
 @dataclass(frozen=True)
@@ -82,3 +97,95 @@ def scan(
     collection = reader.collect(sources)
     container, chosen = _codes.recover(collection, reader.choose(collection, letter).prefix)
     return Scanned(container, sources, chosen, collection)
+
+
+def print_file(
+    source: str | os.PathLike[str],
+    output: Path,
+    density: str = "phone",
+    png_dir: Path | None = None,
+) -> Printed:
+    """pouch print: the pouch in the file source laid out as a PDF at output
+    and, with png_dir, each page as a PNG there. Only a container pouch
+    opens goes on paper, as its exact bytes, so that what comes back opens
+    too. Every file is written, or none; none is overwritten."""
+    from .._io import read_small
+    from ..container import load
+    from .layout import png
+
+    _refuse_existing(output)
+    largest = max(_codes.max_container(d.share_max) for d in DENSITIES.values())
+    data = read_small(source, largest, "paper (carry it as a file)", PaperError)
+    envelope = load(io.BytesIO(data)).envelope_id()
+    printed = print_pages(data, envelope, density)
+    files = {output: printed.pdf}
+    if png_dir is not None:
+        if os.path.lexists(png_dir) and not png_dir.is_dir():
+            raise RefusedError(f"{png_dir} exists and is not a folder")
+        for i, page in enumerate(printed.pages, 1):
+            files[png_dir / f"page-{i:02d}.png"] = png(page)
+    _refuse_existing(*files)
+    created = png_dir is not None and not png_dir.is_dir()
+    try:
+        if png_dir is not None:
+            try:
+                png_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise FileError(f"cannot create {png_dir}: {e.strerror}") from None
+        _write_all(files)
+    except BaseException:
+        if created and png_dir is not None:
+            with contextlib.suppress(OSError):
+                png_dir.rmdir()
+        raise
+    return printed
+
+
+def scan_to(
+    paths: Sequence[str],
+    output: Path,
+    letter: str | None = None,
+    on_read: Callable[[list[Source]], object] | None = None,
+) -> tuple[Scanned, str]:
+    """pouch scan: the container whose codes are in paths, written to
+    output (never over a file) once it is whole, matches its digest, and
+    parses as a container; and its envelope id."""
+    from .._io import atomic_output
+    from ..container import load
+
+    _refuse_existing(output)
+    scanned = scan(paths, letter, on_read)
+    try:
+        envelope = load(io.BytesIO(scanned.container)).envelope_id()
+    except PouchError as e:
+        raise PaperError(
+            "the codes are whole and match their digest, but what they carry is not a pouch",
+            e.message,
+        ) from None
+    with atomic_output(output, replace=False) as f:
+        f.write(scanned.container)
+    return scanned, envelope
+
+
+def _refuse_existing(*paths: str | Path) -> None:
+    for path in paths:
+        if os.path.lexists(path):
+            raise RefusedError(f"{path} already exists", "pouch does not overwrite it")
+
+
+def _write_all(files: dict[Path, bytes]) -> None:
+    """Write every file, or none: all are staged first, then named."""
+    from .._io import StagedFile, publish_all
+
+    staged: list[tuple[StagedFile, Path]] = []
+    try:
+        for path, data in files.items():
+            try:
+                staged.append((StagedFile(Path(os.path.realpath(path)).parent), path))
+            except OSError as e:
+                raise FileError(f"cannot write {path}: {e.strerror}") from None
+            staged[-1][0].file.write(data)
+        publish_all(staged)
+    finally:
+        for file, _ in staged:
+            file.close()
