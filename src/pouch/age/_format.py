@@ -4,7 +4,7 @@ Spec: https://c2sp.org/age (v1.1.0), "Encrypted file format".
 
 The parser is strict: anything the ABNF does not allow is a HeaderError, so
 that one header has exactly one encoding and parse-then-serialise gives back
-the input byte for byte (tests/test_format.py checks it).
+the input byte for byte (tests/test_age_format.py checks it).
 """
 
 from __future__ import annotations

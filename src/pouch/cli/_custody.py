@@ -38,7 +38,9 @@ def _when(text: str | None, default: datetime) -> datetime:
     UTC), from 1970 to 8999."""
     if text is None:
         return default
-    for fmt in ("%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
+    from .._fields import TIME_FORMAT
+
+    for fmt in (TIME_FORMAT, "%Y-%m-%d"):
         try:
             when = datetime.strptime(text, fmt).replace(tzinfo=UTC)
         except ValueError:

@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .. import _canonical
-from .._fields import is_int
+from .._fields import is_int, is_int_in
 from .._io import read_full
 from .._pipeline import BufferRing, Worker
 from ..errors import FileError, LetterError
@@ -387,8 +387,7 @@ def _check_manifest(
     if not isinstance(m, dict) or set(m) != {"v", "parts", "segments", "content", "padding"}:
         raise LetterError("malformed manifest")
     if (
-        not is_int(m["v"])
-        or m["v"] != VERSION
+        not is_int_in(m["v"], VERSION, VERSION)
         or not isinstance(m["parts"], list)
         or not 1 <= len(m["parts"]) <= MAX_PARTS
         or not is_int(m["segments"])

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import _canonical
-from .._fields import is_hex64, is_int, is_int_in, is_rfc3339, read_object
+from .._fields import is_hex64, is_int_in, is_rfc3339, read_object
 from ..errors import LetterError
+from .order import MAX_SEQ
 
 KIND = "receipt"
 VERSION = 1
@@ -72,7 +73,7 @@ class Receipt:
         optional = [r[k] for k in ("credential", "custody_head") if r[k] is not None]
         if not all(is_hex64(x) for x in hexes + optional):
             raise LetterError("malformed receipt: bad id")
-        if not all(is_int(r[k]) and r[k] >= 0 for k in ("seq", "last_received")):
+        if not all(is_int_in(r[k], 0, MAX_SEQ) for k in ("seq", "last_received")):
             raise LetterError("malformed receipt: bad sequence number")
         custody = r["custody"]
         if (

@@ -7,7 +7,7 @@ is spent on blur and noise, not on tears. Each page says, as text, which
 envelope it carries, which page it is, and how to scan it back.
 
 The two densities were chosen by measurement (bench/bench_paper.py, and
-tests/test_paper_images.py on synthetic images):
+tests/test_cli_paper.py on synthetic images):
 
   phone    version 36, 0.38 mm modules, 3 x 4 codes: about 5 pixels per
            module in a 12-megapixel photo of the page
