@@ -20,7 +20,9 @@ importing pouch costs nothing:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import attributes
 
 __version__ = "0.1.0"
 
@@ -31,21 +33,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Card", "Home", "Identity", "Post", "inspect", "open_letter", "seal"]
 
-_LAZY = {
-    "seal": "letter",
-    "open_letter": "letter",
-    "inspect": "letter",
-    "Home": "home",
-    "Post": "home",
-    "Identity": "identity",
-    "Card": "identity",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pouch' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+__getattr__ = attributes(
+    __name__,
+    {
+        "letter": ("seal", "open_letter", "inspect"),
+        "home": ("Home", "Post"),
+        "identity": ("Identity", "Card"),
+    },
+)

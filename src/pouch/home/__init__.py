@@ -13,8 +13,9 @@ workflows it runs.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import attributes
 
 if TYPE_CHECKING:
     from ._ledger_store import Direction, LetterRow, State
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from .post import Post
     from .register import Contact, Register
 
-_WHERE = {
+__getattr__ = attributes(__name__, {
     "_ledger_store": ("Direction", "LetterRow", "State"),
     "_receiving": ("CheckedReceipt", "Received"),
     "_sending": ("Sent",),
@@ -64,8 +65,8 @@ _WHERE = {
     "ledger": ("Arrival", "ArrivalKind"),
     "post": ("Post",),
     "register": ("Contact", "Register"),
-}  # fmt: skip
-_LAZY = {name: module for module, names in _WHERE.items() for name in names}
+})  # fmt: skip
+
 __all__ = [
     "Accepted",
     "Arrival",
@@ -99,10 +100,3 @@ __all__ = [
     "keep_statement",
     "restore",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)

@@ -12,8 +12,9 @@ loaded when first used (opening a letter does not load sealing).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import attributes
 
 if TYPE_CHECKING:
     from ._format import CLASSIC, PQ, Kem, LetterHeader, LetterKind, Manifest, Part, padme
@@ -31,15 +32,15 @@ if TYPE_CHECKING:
     )
     from ._seal import KemChoice, Sealed, choose_kem, decoy_count, new_stream_id, seal
 
-_WHERE = {
+__getattr__ = attributes(__name__, {
     "_format": ("CLASSIC", "PQ", "Kem", "LetterHeader", "LetterKind", "Manifest", "Part", "padme"),
     "_open": (
         "Inspection", "Opened", "PartSink", "Source", "disclose", "inspect", "loaded",
         "open_letter", "sanitize_name", "verify_disclosed",
     ),
     "_seal": ("KemChoice", "Sealed", "choose_kem", "decoy_count", "new_stream_id", "seal"),
-}  # fmt: skip
-_LAZY = {name: module for module, names in _WHERE.items() for name in names}
+})  # fmt: skip
+
 __all__ = [
     "CLASSIC",
     "PQ",
@@ -66,10 +67,3 @@ __all__ = [
     "seal",
     "verify_disclosed",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
