@@ -82,7 +82,7 @@ class Handover:
     place: str | None
     note: str | None
     credentials: tuple[str, ...]  # ids of the credentials a verifier needs
-    statement: statements.Envelope
+    statement: statements.Envelope = field(repr=False)  # the signed bytes: long
 
     @property
     def hash(self) -> str:
@@ -134,7 +134,7 @@ class Acceptance:
     taker: bytes
     time: str
     place: str | None
-    statement: statements.Envelope
+    statement: statements.Envelope = field(repr=False)  # the signed bytes: long
 
     @property
     def hash(self) -> str:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, get_args
 
@@ -120,7 +120,7 @@ class Credential:
     valid_from: str  # RFC 3339
     until: str
     scope: str | None  # the commitment, or None: any correspondent
-    envelope: statements.Envelope
+    envelope: statements.Envelope = field(repr=False)  # the signed bytes: long
 
     @property
     def id(self) -> str:
@@ -223,7 +223,7 @@ class Revocation:
     principal: bytes
     credential: str
     date: str
-    envelope: statements.Envelope
+    envelope: statements.Envelope = field(repr=False)  # the signed bytes: long
 
     @property
     def id(self) -> str:

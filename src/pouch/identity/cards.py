@@ -13,7 +13,7 @@ import functools
 import os
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,7 +94,7 @@ class Card:
     x25519: X25519Recipient
     pq: HybridRecipient | None
     created: str
-    envelope: statements.Envelope
+    envelope: statements.Envelope = field(repr=False)  # the signed bytes: long
 
     @property
     def fingerprint(self) -> str:
