@@ -1,4 +1,7 @@
-"""The pouch command line: a thin layer of click commands over the library.
+"""The pouch command line: a thin layer of click commands over the library
+(the commands in README.md; their failures and exit codes, SPEC.md 1.3 and
+README.md). Each command parses its options, calls one verb of the library
+(a pouch.home.Post, pouch.age, pouch.paper) and renders what it returns.
 
 Errors are caught once, in main(): a PouchError becomes "error:" and "hint:"
 lines on stderr and its exit code (README.md lists them); anything else is a

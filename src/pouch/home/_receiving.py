@@ -127,12 +127,12 @@ def check_receipt(
         raise LetterError(f"a receipt for another pouch: {r.envelope[:16]}, not {envelope[:16]}")
     with post.home.register() as reg:
         by_receiver = any(
-            c.principal_fingerprint == r.recipient
-            and c.agent_fingerprint == signer
-            and c.role == "receiver"
-            and c.covers(r.time)
-            and reg.revocation(c) is None
-            for c, _ in reg.credentials()
+            cred.principal_fingerprint == r.recipient
+            and cred.agent_fingerprint == signer
+            and cred.role == "receiver"
+            and cred.covers(r.time)
+            and reg.revocation(cred) is None
+            for cred, _ in reg.credentials()
         )
         # What this register sent: the receipt must match the letter's
         # envelope and one of its recipients.

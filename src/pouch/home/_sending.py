@@ -33,11 +33,11 @@ from ..letter.order import Position
 from ..letter.receipts import Receipt
 from . import ledger
 from ._ledger_store import LetterRow
-from ._receiving import Received
 from .folder import Home
 from .register import Contact
 
 if TYPE_CHECKING:
+    from ._receiving import Received
     from .post import Post
 
 JOB_LABEL = b"pouch/seal/job/v1\x00"
@@ -92,10 +92,10 @@ def send(
             a if isinstance(a, tuple) else (Path(a).name, files.enter_context(_read(a)))
             for a in attachments
         ]
-        src = body if not isinstance(body, (str, os.PathLike)) else files.enter_context(
-            _read(body))  # fmt: skip
+        if isinstance(body, (str, os.PathLike)):
+            body = files.enter_context(_read(body))
         return seal_recorded(
-            post.home, identity, [c.card for c in contacts], src, parts, out=output,
+            post.home, identity, [c.card for c in contacts], body, parts, out=output,
             armor=armor, job=job, now=now, on_wait=post.on_wait, subject=subject,
             in_reply_to=in_reply_to, kem=kem, pad=pad,
         )  # fmt: skip
