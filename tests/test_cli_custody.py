@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -129,11 +131,10 @@ def test_a_forged_or_cut_trailer_is_noticed(world: dict[str, Path], tmp_path: Pa
         "trailer_torn"
     ]
     # A handover whose signature does not verify.
-    c = container.load(reply)
-    body_of_handover = c.read_record(c.records[-1]).body
-    c.src.close()
-    forged = body_of_handover.replace(b'"sig":"', b'"sig":"A', 1)[:-1]
-    container.append_record(reply, container.Record(RECORD_HANDOVER, forged))
+    with container.load(reply) as c:
+        body_of_handover = c.read_record(c.records[-1]).body
+        forged = body_of_handover.replace(b'"sig":"', b'"sig":"A', 1)[:-1]
+        c.append(container.Record(RECORD_HANDOVER, forged))
     r = pouch("custody", reply, "--home", world["guard"])
     assert r.code == 13 and "does not verify" in r.out.decode()
 
@@ -379,9 +380,8 @@ def test_a_receiver_who_does_not_open_signs_a_custody_receipt(
     r = pouch("receipt", envoys_receipt, "--home", world["kim"])
     assert r.code == 13 and "your own envoy: the pouch is in transit" in r.out.decode()
     # A receipt cut back before the last acceptance proves no delivery.
-    c = container.load(delivery)
-    records = [c.read_record(ref) for ref in c.records]
-    c.src.close()
+    with container.load(delivery) as c:
+        records = [c.read_record(ref) for ref in c.records]
     cut = tmp_path / "cut.receipt"
     cut.write_bytes(container.custody_receipt(envelope, records[:-1]))
     r = pouch("receipt", cut, "--home", world["kim"])
@@ -437,7 +437,8 @@ def test_a_self_issued_credential_in_a_trailer_is_refused(
     p["principal"] = p["agent"]
     forged = statements.sign("credential", p, [(chol.fingerprint, chol.signing)])
     assert pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
-    container.append_record(reply, container.Record(RECORD_CREDENTIAL, forged.encode()))
+    with container.load(reply) as c:
+        c.append(container.Record(RECORD_CREDENTIAL, forged.encode()))
     assert pouch("accept", reply, "--home", world["chol"]).code == 13  # the chain is broken now
     r = pouch("custody", reply, "--home", world["guard"])
     assert r.code == 13 and "self-issued" in r.out.decode(), r.out
@@ -495,3 +496,58 @@ def test_accept_checks_where_the_custody_receipt_goes_first(
     assert report["custody_receipt"] and report["envelope_matches"] is None
     r = pouch("receipt", tmp_path / "ok.receipt", "--envelope", "c1e5", "--home", world["kim"])
     assert r.code == 2 and "full envelope id" in r.err
+
+
+def _without_overriding_file_modes() -> None:
+    """Run as root, but bound by file modes as anyone else: the next program
+    starts without CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2, 3):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def test_a_pouch_one_may_read_but_not_write_is_checked_first(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    """handover and accept check the chain with the file open for reading;
+    write access is asked for only to append, of the very file checked."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to drop the capabilities that override file modes")
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
+    os.chown(reply, 65534, 65534)  # another user's, 0644: readable, not writable
+    reply.chmod(0o644)
+    bound = {"preexec": _without_overriding_file_modes}
+    r = pouch("accept", reply, "--home", world["trump"], **bound)
+    assert r.code == 10 and "nobody handed this pouch over" in r.err, r.err
+    r = pouch("handover", reply, "--to", "Donald J. Trump", "--home", world["kim"])
+    assert r.code == 0, r.err
+    r = pouch("accept", reply, "--home", world["trump"], **bound)
+    assert r.code == 9 and f"cannot open {reply}: Permission denied" in r.err, r.err
+
+
+def test_a_handover_goes_into_the_file_that_was_checked(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    """Appending reopens the checked file through its open handle: a pouch
+    put in its place meanwhile is not the one appended to."""
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
+    other = _sealed(world, tmp_path, "kim", "Donald J. Trump", "other.pouch")
+    kept = other.read_bytes()
+    with container.load(reply) as c:
+        os.replace(other, reply)
+        c.append(container.Record(7, b"a statement"))
+        assert [r.type for r in c.records] == [7]
+    assert reply.read_bytes() == kept  # the file now at the path is untouched
+
+
+def test_handing_over_a_custody_receipt_one_does_not_hold(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
+    assert pouch("handover", reply, "--to", "Donald J. Trump", "--home", world["kim"]).code == 0
+    receipt = tmp_path / "delivery.receipt"
+    r = pouch("accept", reply, "--receipt", receipt, "--home", world["trump"])
+    assert r.code == 0, r.err
+    r = pouch("handover", receipt, "--to", "Donald J. Trump", "--home", world["kim"])
+    assert r.code == 10 and "you do not hold this pouch" in r.err, r.err

@@ -234,15 +234,18 @@ def test_error_codes(desks: dict[str, Path], tmp_path: Path) -> None:
 def test_trailer_records_and_a_torn_append(desks: dict[str, Path], tmp_path: Path) -> None:
     sealed = tmp_path / "l.pouch"
     pouch("seal", "-t", "Kim Jong-un", "-o", sealed, "--home", desks["trump"], input=LETTER)
-    container.append_record(sealed, container.Record(7, b"a statement"))
-    container.append_record(sealed, container.Record(8, b"another"))
+    with container.load(sealed) as c:
+        # Two appends through one handle: each reads the trailer again.
+        c.append(container.Record(7, b"a statement"))
+        c.append(container.Record(8, b"another"))
     with open(sealed, "ab") as f:
         f.write(container.encode_record(container.Record(9, b"torn"))[:-3])
     info = json.loads(pouch("inspect", sealed, "--json").out)
     assert info["records"] == [{"type": 7, "size": 11}, {"type": 8, "size": 7}]
     assert info["trailer_torn"]
     assert pouch("open", sealed, "--home", desks["kim"]).out == LETTER
-    container.append_record(sealed, container.Record(10, b"after the tear"))
+    with container.load(sealed) as c:
+        c.append(container.Record(10, b"after the tear"))
     info = json.loads(pouch("inspect", sealed, "--json").out)
     assert [r["type"] for r in info["records"]] == [7, 8, 10] and not info["trailer_torn"]
     # damage inside a record with another after it is refused (the body of
@@ -340,3 +343,17 @@ def test_a_large_letter_on_every_core(desks: dict[str, Path], tmp_path: Path) ->
     r = pouch("open", damaged, "-o", folder, "--home", desks["kim"])
     assert r.code == 7 and "does not authenticate" in r.err
     assert list(folder.iterdir()) == []
+
+
+def test_paths_are_named_as_they_were_given(desks: dict[str, Path], tmp_path: Path) -> None:
+    body = tmp_path / "body.txt"
+    body.write_bytes(LETTER)
+    (tmp_path / "l.pouch").write_bytes(b"already here")
+    r = pouch("seal", "-t", "Kim Jong-un", "-o", "./l.pouch", body, "--home", desks["trump"],
+              cwd=tmp_path)  # fmt: skip
+    assert r.code == 10 and r.err.startswith("error: ./l.pouch already exists"), r.err
+    r = pouch("open", "l.pouch", "-o", "nowhere/", "--home", desks["kim"], cwd=tmp_path)
+    assert r.code == 9 and r.err.startswith("error: nowhere/ is not a folder"), r.err
+    # The letter id is checked before the recipients are looked up.
+    r = pouch("seal", "-t", "Nobody", "--reply-to", "zz", body, "--home", desks["trump"])
+    assert r.code == 2 and "--reply-to takes a full letter id" in r.err, r.err

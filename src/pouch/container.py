@@ -19,13 +19,14 @@ ciphertext, so `b3sum` of the extracted age file gives it too.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import os
 import struct
 import tempfile
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
@@ -153,12 +154,14 @@ class Container:
         return h.hexdigest()
 
     def append(self, *records: Record) -> None:
-        """Append records to the file, durably (one fsync), under a lock.
-        The container must have been loaded from its path, writable.
+        """Append records to the very file this container read, durably
+        (one fsync), under a lock.
 
-        The trailer is read again under the lock, so that the records
-        follow the last good one, whoever appended since: a torn last
-        record left by an earlier crash is cut off first.
+        Write access is asked for only now, through the open file rather
+        than its path (so that it is this file whatever its name points to
+        since). The trailer is read again under the lock, so that the
+        records follow the last good one, whoever appended since: a torn
+        last record left by an earlier crash is cut off first.
         """
         name = self.path or "this file"
         if self.bare:
@@ -168,22 +171,24 @@ class Container:
         if self.detached is not None:
             raise ContainerError(f"{name} is a custody receipt: it holds no pouch to carry")
         data = b"".join(encode_record(r) for r in records)
-        fd = self.src.fileno()
+        try:
+            fd = os.open(f"/proc/self/fd/{self.src.fileno()}", os.O_RDWR)
+        except OSError as e:
+            raise FileError(f"cannot open {name}: {e.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            try:
-                self.src.flush()
-                size = self.src.seek(0, os.SEEK_END)
-                self.records, _ = _read_records(self.src, self.age_offset + self.age_length, size)
-                end = self.trailer_end
-                os.ftruncate(fd, end)
-                os.pwrite(fd, data, end)
-                os.fsync(fd)
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+            with os.fdopen(os.dup(fd), "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                self.records, _ = _read_records(f, self.age_offset + self.age_length, size)
+            end = self.trailer_end
+            os.ftruncate(fd, end)
+            os.pwrite(fd, data, end)
+            os.fsync(fd)
         except OSError as e:
             raise FileError(f"cannot append to {name}: {e.strerror}") from None
-        self.src.seek(0)  # what was read ahead is gone
+        finally:
+            os.close(fd)  # and the lock with it
+        self.src.seek(0)  # what was read ahead is stale
         for r in records:
             self.records.append(RecordRef(r.type, end + RECORD_HEAD.size, len(r.body)))
             end = self.records[-1].end
@@ -309,19 +314,19 @@ def _read_records(src: BinaryIO, pos: int, size: int) -> tuple[list[RecordRef], 
     return records, False
 
 
-def load(source: str | os.PathLike[str] | BinaryIO, *, writable: bool = False) -> Container:
+def load(source: str | os.PathLike[str] | BinaryIO) -> Container:
     """Open a container: a path or a seekable binary file; binary, armored,
     or a bare age file. Use it as a context manager.
 
-    A path is opened here (for reading and appending, if writable) and
-    closed when the container is. Armor is decoded into an unnamed
-    temporary file (ciphertext only, never plaintext), so that a large
-    armored file costs no memory.
+    A path is opened here, for reading (Container.append asks for write
+    access when it appends), and closed when the container is. Armor is
+    decoded into an unnamed temporary file (ciphertext only, never
+    plaintext), so that a large armored file costs no memory.
     """
     if not isinstance(source, (str, os.PathLike)):
         return _load(source)
     try:
-        f: BinaryIO = open(source, "r+b" if writable else "rb")
+        f: BinaryIO = open(source, "rb")
     except OSError as e:
         raise FileError(f"cannot read {source}: {e.strerror}") from None
     try:
@@ -335,6 +340,20 @@ def load(source: str | os.PathLike[str] | BinaryIO, *, writable: bool = False) -
         c._owned = f
     c.path = os.fspath(source)
     return c
+
+
+Source = Container | str | os.PathLike[str] | BinaryIO
+
+
+@contextlib.contextmanager
+def loaded(source: Source) -> Iterator[Container]:
+    """source as a container: one given is the caller's to close; one
+    loaded here (from a path or a file) is closed on the way out."""
+    if isinstance(source, Container):
+        yield source
+        return
+    with load(source) as c:
+        yield c
 
 
 def _load(f: BinaryIO) -> Container:
@@ -356,9 +375,3 @@ def _load(f: BinaryIO) -> Container:
         raise
     c._owned, c.armored = decoded, True
     return c
-
-
-def append_record(path: str | os.PathLike[str], record: Record) -> None:
-    """Append a record to the container at path (Container.append)."""
-    with load(path, writable=True) as c:
-        c.append(record)

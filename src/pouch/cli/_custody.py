@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -226,8 +225,7 @@ def handover_command(
     from .. import container
 
     post = _post(home, passphrase_file)
-    with container.load(file, writable=True) as c:
-        done = post.hand_over(c, _card(post.home, taker), place, note)
+    done = post.hand_over(file, _card(post.home, taker), place, note)
     name = done.taker.name
     click.echo(f"Handed over to {name}: handover {done.seq} of {container.short_id(done.envelope)}")
     if done.credentials:
@@ -259,10 +257,7 @@ def accept_command(
 
     if receipt_out == "-":
         raise UsageError("a custody receipt goes into a file: give its name")
-    post = _post(home, passphrase_file)
-    receipt = Path(receipt_out) if receipt_out is not None else None
-    with container.load(file, writable=True) as c:
-        done = post.accept(c, place, receipt)
+    done = _post(home, passphrase_file).accept(file, place, receipt_out)
     click.echo(f"Accepted handover {done.seq} of {container.short_id(done.envelope)}")
     click.echo(f"  chain head  {done.head}  (kept in your register)")
     if done.receipt is not None:
@@ -405,11 +400,8 @@ def answer_command(
     file: str, challenge: str, passphrase_file: str | None, home: str | None
 ) -> None:
     """Answer a guard's challenge for the pouch in FILE, which you hold."""
-    from .. import container
 
-    post = _post(home, passphrase_file)
-    with container.load(file) as c:
-        click.echo(post.answer(c, challenge))
+    click.echo(_post(home, passphrase_file).answer(file, challenge))
 
 
 def show_custody_receipt(h: Home, c: Container, envelope: str | None, as_json: bool) -> None:

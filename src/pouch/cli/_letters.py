@@ -7,7 +7,6 @@ import json
 import shutil
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -74,10 +73,9 @@ def seal_command(
         raise RefusedError(
             "refusing to write a binary container to the terminal", "use --armor, or -o FILE"
         )
-    contacts = [post.home.find(name) for name in to]
     sent = post.send(
-        contacts, sys.stdin.buffer if body in (None, "-") else body,
-        sys.stdout.buffer if out is None else Path(out), attachments=attachments,
+        to, sys.stdin.buffer if body in (None, "-") else body,
+        sys.stdout.buffer if out is None else out, attachments=attachments,
         subject=subject, in_reply_to=reply_to, kem=kem, pad=pad, armor=armor,
         allow_unverified=allow_unverified, now=now,
     )  # fmt: skip
@@ -89,12 +87,12 @@ def seal_command(
         click.echo(f"  written   -> {where}", err=True)
         return
     kind = "post-quantum" if sent.kem == PQ else "classic (X25519)"
-    click.echo(f"Sealed to {', '.join(c.name for c in contacts)}  ({sent.date})", err=True)
+    click.echo(f"Sealed to {', '.join(c.name for c in sent.to)}  ({sent.date})", err=True)
     click.echo(f"  letter    {sent.letter_id}", err=True)
     click.echo(f"  envelope  {short_id(sent.envelope_id)}  {sent.envelope_id}", err=True)
     click.echo(f"  sealed    {kind}, {sent.size:,} bytes -> {where}", err=True)
     if sent.kem != PQ and kem != "classic":
-        missing = ", ".join(c.name for c in contacts if c.card.pq is None)
+        missing = ", ".join(c.name for c in sent.to if c.card.pq is None)
         click.echo(f"warning: sealed classic: {missing} has no post-quantum key", err=True)
 
 
@@ -140,21 +138,19 @@ def open_command(
     is given): files go into DIR under temporary names and are named at the
     end; without DIR the body is shown on stdout.
     """
-    from .. import container
+    from ..container import short_id
 
     if stream and (directory or as_json):
         raise UsageError("--stream writes the body to stdout: it can't be used with -o or --json")
     post = _post(home, passphrase_file)
-    into = Path(directory) if directory else None
-    with container.load(file) as c:
-        received = post.receive(c, into, stream=sys.stdout.buffer if stream else None,
-                                force=force, require_accredited=require_accredited)  # fmt: skip
+    received = post.receive(file, directory, stream=sys.stdout.buffer if stream else None,
+                            force=force, require_accredited=require_accredited)  # fmt: skip
     if receipt is not None:
         # Only now: the final segment verified and the parts are published.
-        sent, to = post.send_receipt(received, Path(receipt))
+        sent = post.send_receipt(received, receipt)
         click.echo(
-            f"Receipt:     sealed to {to.name} -> {receipt}  "
-            f"(envelope {container.short_id(sent.envelope_id)})",
+            f"Receipt:     sealed to {sent.to[0].name} -> {receipt}  "
+            f"(envelope {short_id(sent.envelope_id)})",
             err=True,
         )
     contacts = post.home.contacts()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from .._fields import rfc3339
 from .._io import StagedFile, crash_point, publish_all
-from ..container import Container
+from ..container import Container, Source, loaded
 from ..errors import (
     CustodyError,
     FileError,
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 # Without a folder and without a stream, the body is held in memory until
 # the whole letter verified; past this size, the caller must choose one.
 MAX_HELD_BODY = 16 << 20
+RECEIPT_HELD = 1 << 20
 
 
 class Received(NamedTuple):
@@ -68,19 +69,19 @@ class CheckedReceipt(NamedTuple):
 
 def receive(
     post: Post,
-    c: Container,
-    into: Path | None = None,
+    source: Source,
+    into: str | os.PathLike[str] | None = None,
     *,
     stream: BinaryIO | None = None,
     force: bool = False,
     require_accredited: bool = False,
 ) -> Received:
-    if into is not None and not into.is_dir():
+    if into is not None and not os.path.isdir(into):
         raise FileError(f"{into} is not a folder")
     if into is not None:
         _raise_file_limit()
-    outputs = _Outputs(into, stream)
-    with contextlib.closing(outputs):
+    outputs = _Outputs(Path(into) if into is not None else None, stream)
+    with contextlib.closing(outputs), loaded(source) as c:
         # Several cores only into a folder: a stream and the body held
         # in memory are written as a stream.
         jobs = None if into is not None else 1
@@ -107,9 +108,17 @@ def receive(
 
 
 def check_receipt(
-    post: Post, c: Container, letter_id: str | None = None, envelope: str | None = None
+    post: Post, source: Source, letter_id: str | None = None, envelope: str | None = None
 ) -> CheckedReceipt:
-    held = _Bounded()
+    with loaded(source) as c:
+        return _check_receipt(post, c, letter_id, envelope)
+
+
+def _check_receipt(
+    post: Post, c: Container, letter_id: str | None, envelope: str | None
+) -> CheckedReceipt:
+    # A receipt's body is a few hundred bytes.
+    held = _Bounded(RECEIPT_HELD, "a receipt's body is small: this one is too large to hold")
     opened = open_letter(post.identity, c, lambda part: held if part == 0 else None, jobs=1)
     if opened.header.kind != "receipt":
         raise UsageError("this is a letter, not a receipt: 'pouch open' opens it")
@@ -218,7 +227,11 @@ class _Outputs:
             return None  # verified, not kept: attachments need a folder
         if self.stream is not None:
             return self.stream
-        self.held = _Bounded()
+        self.held = _Bounded(
+            MAX_HELD_BODY,
+            "the body is too large to hold until it is verified",
+            "write it to a folder with -o DIR, or release it as it verifies with --stream",
+        )
         return self.held
 
     def close(self) -> None:
@@ -227,12 +240,15 @@ class _Outputs:
 
 
 class _Bounded(io.BytesIO):
+    """Memory that holds at most limit bytes; a UsageError past that."""
+
+    def __init__(self, limit: int, *refusal: str) -> None:
+        super().__init__()
+        self._limit, self._refusal = limit, refusal
+
     def write(self, data: Any) -> int:
-        if self.tell() + len(data) > MAX_HELD_BODY:
-            raise UsageError(
-                "the body is too large to hold until it is verified",
-                "write it to a folder with -o DIR, or release it as it verifies with --stream",
-            )
+        if self.tell() + len(data) > self._limit:
+            raise UsageError(*self._refusal)
         return super().write(data)
 
 

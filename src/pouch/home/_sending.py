@@ -27,7 +27,7 @@ from .._io import StagedFile, atomic_output, crash_point, publish
 from ..age.armor import ArmoredWriter
 from ..container import ARMOR_LABEL
 from ..errors import FileError, RefusedError, UsageError
-from ..identity import Card, Identity
+from ..identity import Identity
 from ..letter import Kem, KemChoice, LetterKind, new_stream_id, seal
 from ..letter.order import Position
 from ..letter.receipts import Receipt
@@ -45,7 +45,7 @@ RECEIPT_JOB_LABEL = b"pouch/receipt/job/v1\x00"
 
 # Where a sealed letter goes: a file (named only once it is committed), or
 # a stream (stdout), written from the archive once it is committed.
-Output = Path | BinaryIO
+Output = str | os.PathLike[str] | BinaryIO
 # What a letter's body and attachments come from: a file, or a stream (an
 # attachment from a stream is given with its name).
 Input = str | os.PathLike[str] | BinaryIO
@@ -55,6 +55,7 @@ Attachment = str | os.PathLike[str] | tuple[str, BinaryIO]
 class Sent(NamedTuple):
     """A letter sealed and recorded, and written out."""
 
+    to: tuple[Contact, ...]
     letter_id: str
     envelope_id: str
     kem: Kem | None  # None when an earlier run sealed it (completed)
@@ -95,13 +96,13 @@ def send(
         if isinstance(body, (str, os.PathLike)):
             body = files.enter_context(_read(body))
         return seal_recorded(
-            post.home, identity, [c.card for c in contacts], body, parts, out=output,
+            post.home, identity, contacts, body, parts, out=output,
             armor=armor, job=job, now=now, on_wait=post.on_wait, subject=subject,
             in_reply_to=in_reply_to, kem=kem, pad=pad,
         )  # fmt: skip
 
 
-def send_receipt(post: Post, received: Received, output: Path) -> tuple[Sent, Contact]:
+def send_receipt(post: Post, received: Received, output: str | os.PathLike[str]) -> Sent:
     opened = received.opened
     with post.home.register() as reg:
         known = [c for c in reg.contacts() if c.fingerprint == opened.sender_fingerprint]
@@ -132,11 +133,10 @@ def send_receipt(post: Post, received: Received, output: Path) -> tuple[Sent, Co
     )
     job = blake3.blake3(RECEIPT_JOB_LABEL + bytes.fromhex(opened.letter_id)
                         + os.path.realpath(output).encode()).hexdigest()  # fmt: skip
-    sent = seal_recorded(post.home, post.identity, [sender.card], io.BytesIO(body.encode()),
-                         [], out=output, armor=False, job=job, now=now,
-                         on_wait=post.on_wait, kind="receipt", subject="Receipt",
+    return seal_recorded(post.home, post.identity, [sender], io.BytesIO(body.encode()), [],
+                         out=output, armor=False, job=job, now=now, on_wait=post.on_wait,
+                         kind="receipt", subject="Receipt",
                          in_reply_to=opened.letter_id)  # fmt: skip
-    return sent, sender
 
 
 def _check_verified(contacts: Sequence[Contact], allow_unverified: bool) -> None:
@@ -170,11 +170,11 @@ def job_of(
     its recipients (fingerprints), options, output and inputs (each file's
     path, size and time of change). None when there is nothing to compare:
     a body or an output that is a stream."""
-    if not isinstance(out, Path) or not all(isinstance(i, (str, os.PathLike)) for i in inputs):
+    paths = [i for i in inputs if isinstance(i, (str, os.PathLike))]
+    if not isinstance(out, (str, os.PathLike)) or len(paths) != len(inputs):
         return None
     files = []
-    for path in inputs:
-        assert isinstance(path, (str, os.PathLike))
+    for path in paths:
         try:
             st = os.stat(path)
         except OSError:
@@ -194,7 +194,7 @@ def job_of(
 def seal_recorded(
     home: Home,
     identity: Identity,
-    cards: Sequence[Card],
+    to: Sequence[Contact],
     body: BinaryIO,
     attachments: Sequence[tuple[str, BinaryIO]],
     *,
@@ -221,17 +221,17 @@ def seal_recorded(
             # died before it could), never a second letter.
             write_out(home.archive(earlier.envelope), out, armor, completing=True)
             reg.published(earlier.id)
-            return Sent(earlier.id, earlier.envelope, None, 0, earlier.date, True)
-        if isinstance(out, Path) and os.path.lexists(out):
+            return Sent(tuple(to), earlier.id, earlier.envelope, None, 0, earlier.date, True)
+        if isinstance(out, (str, os.PathLike)) and os.path.lexists(out):
             # Refused before a number is reserved: a letter committed and
             # then not written out would be a gap its recipient never fills.
             raise RefusedError(f"{out} already exists", "pouch does not overwrite it")
         stream = reg.stream_id(new_stream_id)
         me = identity.fingerprint
-        order = ledger.blocks_for(reg, me, [c.fingerprint for c in cards], stream)
+        order = ledger.blocks_for(reg, me, [c.fingerprint for c in to], stream)
         crash_point("seal:reserved")
-        direct = isinstance(out, Path) and not armor
-        folder = Path(os.path.realpath(out)).parent if isinstance(out, Path) and direct else None
+        path = Path(os.path.realpath(out)) if isinstance(out, (str, os.PathLike)) else None
+        folder = path.parent if path is not None and not armor else None
         try:
             staged = StagedFile(folder or home.archive())
         except OSError as e:
@@ -239,9 +239,10 @@ def seal_recorded(
                 f"cannot write in {folder or home.archive_path}: {e.strerror}"
             ) from None
         with contextlib.closing(staged):
-            sealed = seal(identity, cards, body, staged.file, attachments=attachments,
-                          stream=stream, order=order, now=now, kind=kind, subject=subject,
-                          in_reply_to=in_reply_to, kem=kem, pad=pad)  # fmt: skip
+            sealed = seal(identity, [c.card for c in to], body, staged.file,
+                          attachments=attachments, stream=stream, order=order, now=now,
+                          kind=kind, subject=subject, in_reply_to=in_reply_to, kem=kem,
+                          pad=pad)  # fmt: skip
             kept = home.archive(sealed.envelope_id)
             try:
                 staged.keep(kept)
@@ -251,7 +252,7 @@ def seal_recorded(
             private = {"subject": subject, "parts": [name for name, _ in attachments]}
             row = LetterRow(
                 sealed.letter_id, sealed.envelope_id, "sent", kind, me,
-                tuple(c.fingerprint for c in cards), rfc3339(now), in_reply_to, stream, "sealed",
+                tuple(c.fingerprint for c in to), rfc3339(now), in_reply_to, stream, "sealed",
                 ledger.seal_private(identity, sealed.letter_id, private, os.urandom),
                 rfc3339(datetime.now(UTC)),
             )  # fmt: skip
@@ -259,16 +260,16 @@ def seal_recorded(
                 Position.of(sealed.letter_id, me, fp, stream, b, sealed.block_keys[fp])
                 for fp, b in order.items()
             ]
-            where = os.path.realpath(out) if isinstance(out, Path) else None
-            reg.record_sent(row, positions, where, job)
+            reg.record_sent(row, positions, None if path is None else str(path), job)
             crash_point("seal:committed")
-            if isinstance(out, Path) and direct:
-                publish(staged, Path(os.path.realpath(out)))
+            if path is not None and folder is not None:
+                publish(staged, path)
             else:
                 write_out(kept, out, armor)
             crash_point("seal:named")
             reg.published(sealed.letter_id)
-        return Sent(sealed.letter_id, sealed.envelope_id, sealed.kem, sealed.size, row.date, False)
+        return Sent(tuple(to), sealed.letter_id, sealed.envelope_id, sealed.kem, sealed.size,
+                    row.date, False)  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -294,10 +295,10 @@ def write_out(kept: Path, out: Output, armor: bool, completing: bool = False) ->
     """The archived container, to out: armored, to a stream, or (completing
     an interrupted run) as a file; completing, a file already there from
     that run is left as it is."""
-    if completing and isinstance(out, Path) and os.path.exists(out):
+    if completing and isinstance(out, (str, os.PathLike)) and os.path.exists(out):
         return  # written by the run that was interrupted before it said so
     with open(kept, "rb") as src, contextlib.ExitStack() as stack:
-        if isinstance(out, Path):
+        if isinstance(out, (str, os.PathLike)):
             dst: BinaryIO = stack.enter_context(atomic_output(out, replace=False))
         else:
             dst = out

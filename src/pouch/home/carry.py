@@ -17,13 +17,12 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import custody
 from .._fields import is_hex64, rfc3339
 from .._io import atomic_output
-from ..container import Container, custody_receipt
+from ..container import Container, Source, custody_receipt, loaded
 from ..custody import (
     DEFAULT_DAYS,
     Credential,
@@ -39,7 +38,6 @@ from ..custody import (
     record,
 )
 from ..errors import (
-    ContainerError,
     CustodyError,
     FileError,
     RefusedError,
@@ -237,15 +235,13 @@ def _name(home: Home, key: bytes) -> str:
 
 def _with_trailer(c: Container) -> None:
     """Custody lives in a binary .pouch's trailer: a bare age file has
-    none, armor cannot be appended to, and a custody receipt carries the
-    chain of a pouch it does not hold."""
-    if c.detached is not None:
-        raise ContainerError(f"{c.path} is a custody receipt: it holds no pouch to carry")
+    none, and armor cannot be appended to. (A custody receipt has one, but
+    holds no pouch: appending to it is refused.)"""
     if c.bare or c.armored:
         raise UsageError(f"{c.path} is not a binary .pouch container: custody needs its trailer")
 
 
-def _receipt_path(out: Path | None) -> Path | None:
+def _receipt_path(out: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
     """Where accept writes a custody receipt, checked before anything is
     accepted: a new file (never the pouch itself, never over another) in a
     folder that exists."""
@@ -270,7 +266,7 @@ class Accepted(NamedTuple):
     seq: int
     envelope: str
     head: str  # the chain head, kept in the register
-    receipt: Path | None  # where the custody receipt was written
+    receipt: str | os.PathLike[str] | None  # where the custody receipt was written
 
 
 def _now() -> datetime:
@@ -278,7 +274,14 @@ def _now() -> datetime:
 
 
 def hand_over(
-    post: Post, c: Container, taker: Card, place: str | None = None, note: str | None = None
+    post: Post, source: Source, taker: Card, place: str | None = None, note: str | None = None
+) -> HandedOver:
+    with loaded(source) as c:
+        return _hand_over(post, c, taker, place, note)
+
+
+def _hand_over(
+    post: Post, c: Container, taker: Card, place: str | None, note: str | None
 ) -> HandedOver:
     _with_trailer(c)
     me = post.card.signing_key
@@ -329,9 +332,19 @@ def hand_over(
 
 
 def accept(
-    post: Post, c: Container, place: str | None = None, receipt: Path | None = None
+    post: Post,
+    source: Source,
+    place: str | None = None,
+    receipt: str | os.PathLike[str] | None = None,
 ) -> Accepted:
     receipt = _receipt_path(receipt)
+    with loaded(source) as c:
+        return _accept(post, c, place, receipt)
+
+
+def _accept(
+    post: Post, c: Container, place: str | None, receipt: str | os.PathLike[str] | None
+) -> Accepted:
     _with_trailer(c)
     me = post.card.signing_key
     trailer = read_trailer(c)
@@ -368,8 +381,9 @@ def accept(
     return Accepted(last.handover.seq, envelope, acceptance.hash, receipt)
 
 
-def answer(post: Post, c: Container, challenge: str) -> str:
-    trailer = read_trailer(c)
+def answer(post: Post, source: Source, challenge: str) -> str:
+    with loaded(source) as c:
+        trailer = read_trailer(c)
     chain = build_chain(trailer.envelope or "", trailer.records)
     return custody.answer(post.identity, challenge, chain)
 

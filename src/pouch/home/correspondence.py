@@ -5,9 +5,9 @@ register checked; a transcript exported for a third party.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from .. import container
@@ -118,7 +118,9 @@ def thread(post: Post, letter: str) -> Thread:
     return Thread([(depth, v) for (depth, _), v in zip(order, views, strict=True)], found[0].id)
 
 
-def export_transcript(post: Post, name: str, output: Path, decrypted: bool = False) -> int:
+def export_transcript(
+    post: Post, name: str, output: str | os.PathLike[str], decrypted: bool = False
+) -> int:
     # Imported here: tar archives are for this verb alone, and every
     # command imports this module.
     from ..transcript import Entry, write

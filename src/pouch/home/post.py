@@ -25,16 +25,16 @@ and several times cheaper to define, which every command pays at start-up
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from ..identity import Card, Identity
 from .folder import Home
 
 if TYPE_CHECKING:
-    from ..container import Container
+    from ..container import Source
     from ..custody import Credential, Revocation, Role, Scope
     from ..letter import KemChoice
     from ._receiving import CheckedReceipt, Received
@@ -116,7 +116,7 @@ class Post:
             allow_unverified=allow_unverified, now=now,
         )  # fmt: skip
 
-    def send_receipt(self, received: Received, output: Path) -> tuple[Sent, Contact]:
+    def send_receipt(self, received: Received, output: str | os.PathLike[str]) -> Sent:
         """Seal a receipt for a letter received (SPEC.md 2.6) back to its
         sender, who must be a contact: the letter's ids, its place, the
         custody head accepted, and the last letter received from them. Once
@@ -129,26 +129,27 @@ class Post:
 
     def receive(
         self,
-        c: Container,
-        into: Path | None = None,
+        source: Source,
+        into: str | os.PathLike[str] | None = None,
         *,
         stream: BinaryIO | None = None,
         force: bool = False,
         require_accredited: bool = False,
     ) -> Received:
-        """Open the letter in c, verify it, record it, then release it: its
-        parts into the folder into (named only once all verified; existing
-        files refused unless force), or its body to stream as its segments
-        verify, or held in memory (Received.body). With require_accredited,
+        """Open the letter in source (a container, a path or a file), verify
+        it, record it, then release it: its parts into the folder into
+        (named only once all verified; existing files refused unless
+        force), or its body to stream as its segments verify, or held in
+        memory (Received.body). With require_accredited,
         a letter whose custody does not verify is refused (CustodyError)."""
         from . import _receiving
 
         return _receiving.receive(
-            self, c, into, stream=stream, force=force, require_accredited=require_accredited
+            self, source, into, stream=stream, force=force, require_accredited=require_accredited
         )
 
     def check_receipt(
-        self, c: Container, letter_id: str | None = None, envelope: str | None = None
+        self, source: Source, letter_id: str | None = None, envelope: str | None = None
     ) -> CheckedReceipt:
         """Open a receipt letter (SPEC.md 2.6) for a letter this home sent,
         check it names that letter, its envelope, one of its recipients,
@@ -158,39 +159,42 @@ class Post:
         pouch but not the letter, is carry.check_custody_receipt's.)"""
         from . import _receiving
 
-        return _receiving.check_receipt(self, c, letter_id, envelope)
+        return _receiving.check_receipt(self, source, letter_id, envelope)
 
     # --- carrying -----------------------------------------------------------------
 
     def hand_over(
-        self, c: Container, taker: Card, place: str | None = None, note: str | None = None
+        self, source: Source, taker: Card, place: str | None = None, note: str | None = None
     ) -> HandedOver:
-        """Append a handover of the pouch in c (loaded writable) to taker,
+        """Append a handover of the pouch in source (its binary .pouch) to taker,
         signed by this home, with the credentials of taker a verifier
         needs. Refused on a broken chain, or a pouch this home does not
         hold."""
         from . import carry
 
-        return carry.hand_over(self, c, taker, place, note)
+        return carry.hand_over(self, source, taker, place, note)
 
     def accept(
-        self, c: Container, place: str | None = None, receipt: Path | None = None
+        self,
+        source: Source,
+        place: str | None = None,
+        receipt: str | os.PathLike[str] | None = None,
     ) -> Accepted:
-        """Take the pouch in c (loaded writable): check its chain and that
+        """Take the pouch in source (its binary .pouch): check its chain and that
         the last handover is to this home, re-hash the envelope it vouches
         for, then countersign. With receipt, also write a custody receipt
         there: the chain up to this acceptance, the courier's proof of
         delivery (for a receiver who does not open the letter)."""
         from . import carry
 
-        return carry.accept(self, c, place, receipt)
+        return carry.accept(self, source, place, receipt)
 
-    def answer(self, c: Container, challenge: str) -> str:
-        """Answer a guard's challenge for the pouch in c, which this home
+    def answer(self, source: Source, challenge: str) -> str:
+        """Answer a guard's challenge for the pouch in source, which this home
         holds (SPEC.md 3.10)."""
         from . import carry
 
-        return carry.answer(self, c, challenge)
+        return carry.answer(self, source, challenge)
 
     def accredit(
         self,
@@ -233,7 +237,9 @@ class Post:
 
         return correspondence.thread(self, letter)
 
-    def export_transcript(self, name: str, output: Path, decrypted: bool = False) -> int:
+    def export_transcript(
+        self, name: str, output: str | os.PathLike[str], decrypted: bool = False
+    ) -> int:
         """Write the correspondence with the contact name to output, every
         letter as archived (SPEC.md 6); decrypted, with each letter's file
         key and the two parties' order block keys, so that whoever holds it

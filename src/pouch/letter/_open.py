@@ -16,11 +16,10 @@ instead (_parallel_open.py).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -28,6 +27,7 @@ import blake3
 
 from .. import _cores, age, container
 from .._pipeline import BufferRing, Worker
+from ..container import Source, loaded
 from ..errors import LetterError, NotAddressedError
 from ..identity import Identity, fingerprint
 from . import _parallel_open
@@ -62,20 +62,6 @@ class Opened:
 
 
 PartSink = Callable[[int], BinaryIO | None]
-
-
-Source = container.Container | str | os.PathLike[str] | BinaryIO
-
-
-@contextlib.contextmanager
-def loaded(source: Source) -> Iterator[container.Container]:
-    """source as a container: one given is the caller's to close; one
-    loaded here (from a path or a file) is closed on the way out."""
-    if isinstance(source, container.Container):
-        yield source
-        return
-    with container.load(source) as c:
-        yield c
 
 
 def open_letter(
