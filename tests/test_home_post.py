@@ -340,3 +340,18 @@ def test_a_path_given_to_the_library_is_closed_again(
     for _ in range(3):
         use(me, tmp_path / "l1.pouch")
     assert _open_fds() == before
+
+
+def test_a_letter_opened_through_a_symlink_is_archived_itself(
+    homes: dict[str, Home], tmp_path: Path
+) -> None:
+    """The archive keeps the file that was read, not the name it was read
+    through: a link to a relative symlink would point nowhere from the
+    archive."""
+    trump, kim = homes["trump"], homes["kim"]
+    sent = _send(trump, tmp_path / "l1.pouch", "Letter 1")
+    (tmp_path / "link.pouch").symlink_to("l1.pouch")
+    _receive(kim, tmp_path / "link.pouch")
+    kept = kim.archive(sent.envelope_id)
+    assert not kept.is_symlink() and kept.read_bytes() == (tmp_path / "l1.pouch").read_bytes()
+    assert check(kim).problems == []
