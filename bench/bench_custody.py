@@ -31,7 +31,7 @@ LINKS = 1000
 RUNS = 9
 # What `pouch handover` imports before it does any work of its own.
 HANDOVER_IMPORTS = (
-    "import pouch.cli, pouch.cli._custody, pouch.container, pouch.custody, pouch.home, sqlite3"
+    "import pouch.cli, pouch.cli._custody, pouch.home.post, pouch.home.carry, pouch.letter._format"
 )
 # The libraries it stands on, alone: the floor for any such command.
 LIBRARY_IMPORTS = (

@@ -45,11 +45,11 @@ from ..errors import (
     UsageError,
 )
 from ..identity import Card, fingerprint
-from ..letter import Opened
 from .folder import Home
 from .register import Contact, Register
 
 if TYPE_CHECKING:
+    from ..letter import Opened
     from .post import Post
 
 
