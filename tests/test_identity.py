@@ -140,12 +140,17 @@ def test_init_with_a_passphrase_from_env_and_file(tmp_path: Path) -> None:
         "Kim Jong-un",
         "--home",
         tmp_path / "a",
-        env={"POUCH_PASSPHRASE": "from env"},
+        env={"POUCH_PASSPHRASE": "passphrase from env"},
     )
     assert r.code == 0, r.err
     assert b"fingerprint" in r.out and "warning" not in r.err
     secret = tmp_path / "pass"
-    secret.write_text("from file\n")
+    secret.write_text("passphrase from file\n")
+    # A passphrase file follows the key file's rule: others must not read it.
+    r = pouch("init", "--name", "Kim", "--home", tmp_path / "b", "--passphrase-file", secret)
+    assert r.code == 10 and f"{secret} holds a passphrase but others can read it" in r.err
+    assert f"chmod 600 {secret}" in r.err and not (tmp_path / "b").exists()
+    secret.chmod(0o600)
     r = pouch("init", "--name", "Kim", "--home", tmp_path / "b", "--passphrase-file", secret)
     assert r.code == 0, r.err
     r = pouch("key", "export", "--age", "--home", tmp_path / "b", "--passphrase-file", secret)

@@ -127,16 +127,16 @@ def read_recipients_file(path: str | os.PathLike[str]) -> list[AnyRecipient]:
     return parse_recipients(_text(_read_limited(path), str(path)), str(path))
 
 
-def check_private(path: str | os.PathLike[str]) -> None:
-    """Refuse a secret key file that group or others can read."""
+def check_private(path: str | os.PathLike[str], holds: str = "secret keys") -> None:
+    """Refuse a file of secrets (holds says which) that group or others can
+    read: whoever else read it already has them."""
     try:
         st = os.stat(path)
     except OSError as e:
         raise FileError(f"cannot read {path}: {e.strerror}") from None
     if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
         raise RefusedError(
-            f"{path} holds secret keys but others can read it "
-            f"(mode {stat.S_IMODE(st.st_mode):04o})",
+            f"{path} holds {holds} but others can read it (mode {stat.S_IMODE(st.st_mode):04o})",
             f"make it private first: chmod 600 {path}",
         )
 

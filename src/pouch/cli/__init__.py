@@ -89,13 +89,17 @@ def cli() -> None:
 
 def read_passphrase(prompt: str, *, confirm: bool = False, file: str | None = None) -> bytes:
     """The passphrase from file (its first line), else POUCH_PASSPHRASE if
-    set, else from the terminal.
+    set, else from the terminal. confirm: a new passphrase, typed twice, and
+    a short one warned about.
 
     POUCH_PASSPHRASE is meant for scripts and tests: the environment of a
     process can be read by its owner and by root. Its bytes are taken as
     they are; a typed passphrase is encoded as UTF-8.
     """
     if file is not None:
+        from ..age.keys import check_private
+
+        check_private(file, "a passphrase")
         try:
             with open(file, "rb") as f:
                 line = f.readline(4096).rstrip(b"\r\n")
@@ -103,31 +107,57 @@ def read_passphrase(prompt: str, *, confirm: bool = False, file: str | None = No
             raise FileError(f"cannot read {file}: {e.strerror}") from None
         if not line:
             raise UsageError(f"the passphrase file {file} is empty")
+        if confirm and len(line) < SHORT_PASSPHRASE:
+            _warn_short()
         return line
     value = os.environb.get(PASSPHRASE_ENV.encode())
     if value is not None:
         if not value:
             raise UsageError(f"{PASSPHRASE_ENV} is set but empty")
+        if confirm and len(value) < SHORT_PASSPHRASE:
+            _warn_short()
         return value
+    # The terminal is /dev/tty, not stdin: stdin may be the letter itself.
+    # getpass opens it again (in binary mode: a text-mode "r+" open of a tty
+    # fails, not being seekable); this open only asks whether there is one,
+    # so that getpass never falls back to reading stdin with echo on.
     try:
-        tty = open("/dev/tty", "r+")
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
     except OSError:
         raise UsageError(
             "a passphrase is needed and there is no terminal to ask for it",
-            f"set {PASSPHRASE_ENV} (meant for scripts and tests)",
+            f"run it at a terminal; scripts give --passphrase-file FILE where the command "
+            f"offers it, or set {PASSPHRASE_ENV}",
         ) from None
     import getpass
 
     try:
-        with tty:
-            typed = getpass.getpass(prompt + ": ", stream=tty)
-            if confirm and getpass.getpass("Confirm passphrase: ", stream=tty) != typed:
-                raise UsageError("the passphrases did not match")
+        typed = getpass.getpass(prompt + ": ")
+        if not typed:
+            raise UsageError("the passphrase is empty")
+        if confirm and len(typed) < SHORT_PASSPHRASE:
+            _warn_short()
+            if not click.confirm("Use it anyway?", default=False, err=True):
+                raise UsageError("no passphrase was chosen", "nothing was written; try again")
+        if confirm and getpass.getpass("Confirm passphrase: ") != typed:
+            raise UsageError("the passphrases did not match", "nothing was written; try again")
     except EOFError:
-        raise UsageError("no passphrase was given") from None
-    if not typed:
-        raise UsageError("the passphrase is empty")
+        raise UsageError("no passphrase was given (Ctrl-D)") from None
     return typed.encode("utf-8")
+
+
+# A new passphrase shorter than this is warned about (and, typed, confirmed):
+# it is all that protects a key file someone copied, and an offline guesser
+# tries thousands of short ones for each long one.
+SHORT_PASSPHRASE = 10
+
+
+def _warn_short() -> None:
+    click.echo(
+        f"warning: this passphrase is shorter than {SHORT_PASSPHRASE} characters; whoever copies "
+        "the file it protects can try to guess it, offline and without limit",
+        err=True,
+    )
 
 
 # --- shared helpers ------------------------------------------------------------

@@ -1,0 +1,173 @@
+"""pouch at a terminal, as a person types it: the passphrase prompt, Ctrl-C
+and Ctrl-D, through a pseudo-terminal (tests/terminal.py). No test here
+sets POUCH_PASSPHRASE for the command under test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import pouch
+from .terminal import CTRL_C, CTRL_D, Terminal
+
+SECRET = "correct horse battery"
+
+
+def _init(home: Path, name: str) -> None:
+    t = Terminal("init", "--name", name, "--home", home)
+    t.expect("New passphrase: ")
+    t.line(SECRET)
+    t.expect("Confirm passphrase: ")
+    t.line(SECRET)
+    assert t.wait() == 0, t.text
+    assert "Created the identity of" in t.text
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    """Two homes, each protected by SECRET, that know each other."""
+    a, b = tmp_path / "kim", tmp_path / "trump"
+    for home, name in ((a, "Kim Jong-un"), (b, "Donald Trump")):
+        _init(home, name)
+    for home in (a, b):
+        assert pouch("card", "-o", tmp_path / f"{home.name}.card", "--home", home).code == 0
+    for home, other in ((a, b), (b, a)):
+        card = tmp_path / f"{other.name}.card"
+        assert pouch("contacts", "add", card, "--verified", "--home", home).code == 0
+    return a, b
+
+
+def test_init_asks_twice_and_refuses_a_mismatch(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    t = Terminal("init", "--name", "Kim Jong-un", "--home", home)
+    t.expect("New passphrase: ")
+    t.line(SECRET)
+    t.expect("Confirm passphrase: ")
+    t.line(SECRET + "!")
+    assert t.wait() == 2
+    assert "error: the passphrases did not match" in t.text
+    assert SECRET not in t.text, "the passphrase was echoed"
+    assert not home.exists()
+    _init(home, "Kim Jong-un")
+    assert (home / "identity.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_seal_and_open_ask_once_and_a_wrong_passphrase_is_exit_4(
+    pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    kim, trump = pair
+    letter, note = tmp_path / "l.pouch", tmp_path / "note.txt"
+    note.write_text("Dear Chairman,\n")
+    t = Terminal("seal", "-t", "Kim Jong-un", "-o", letter, note, "--home", trump)
+    t.expect("Passphrase for .*: ")
+    t.line(SECRET)
+    assert t.wait() == 0, t.text
+    assert t.text.count("Passphrase") == 1 and letter.exists()
+
+    t = Terminal("open", letter, "--home", kim)
+    t.expect("Passphrase for .*: ")
+    t.line("not the passphrase")
+    assert t.wait() == 4
+    assert "error: incorrect passphrase" in t.text and "Dear Chairman" not in t.text
+
+    t = Terminal("open", letter, "--home", kim)
+    t.expect("Passphrase for .*: ")
+    t.line(SECRET)
+    assert t.wait() == 0, t.text
+    assert t.text.count("Passphrase") == 1 and "Dear Chairman" in t.text
+
+
+def test_accept_asks_once(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    kim, trump = pair
+    letter, note = tmp_path / "l.pouch", tmp_path / "note.txt"
+    note.write_text("Dear Chairman,\n")
+    env = {"POUCH_PASSPHRASE": SECRET}  # the steps before the one under test
+    r = pouch("seal", "-t", "Kim Jong-un", "-o", letter, note, "--home", trump, env=env)
+    assert r.code == 0, r.err
+    card = tmp_path / "kim.card"
+    assert pouch("handover", letter, "--to", card, "--home", trump, env=env).code == 0
+    t = Terminal("accept", letter, "--home", kim)
+    t.expect("Passphrase for .*: ")
+    t.line(SECRET)
+    assert t.wait() == 0, t.text
+    assert t.text.count("Passphrase") == 1 and "Accepted" in t.text
+
+
+def test_pouch_age_asks_at_the_terminal(tmp_path: Path) -> None:
+    plain, sealed, back = tmp_path / "p.txt", tmp_path / "p.age", tmp_path / "back.txt"
+    plain.write_text("the menu for Singapore\n")
+    # -p asks and confirms, as age does: a typo would lock the file for good.
+    t = Terminal("age", "-p", "-o", sealed, plain)
+    t.expect("Enter passphrase: ")
+    t.line(SECRET)
+    t.expect("Confirm passphrase: ")
+    t.line(SECRET)
+    assert t.wait() == 0, t.text
+    t = Terminal("age", "-d", "-o", back, sealed)
+    t.expect("Enter passphrase: ")
+    t.line("wrong")
+    assert t.wait() == 4 and not back.exists()
+    t = Terminal("age", "-d", "-o", back, sealed)
+    t.expect("Enter passphrase: ")
+    t.line(SECRET)
+    assert t.wait() == 0, t.text
+    assert t.text.count("passphrase") == 1 and back.read_text() == plain.read_text()
+
+
+@pytest.mark.parametrize("key", [CTRL_C, CTRL_D])
+def test_ctrl_c_or_d_at_the_prompt_writes_nothing(
+    pair: tuple[Path, Path], tmp_path: Path, key: bytes
+) -> None:
+    _, trump = pair
+    letter, note = tmp_path / "l.pouch", tmp_path / "note.txt"
+    note.write_text("Dear Chairman,\n")
+    before = sorted(os.listdir(tmp_path))
+    t = Terminal("seal", "-t", "Kim Jong-un", "-o", letter, note, "--home", trump)
+    t.expect("Passphrase for .*: ")
+    t.send(key)
+    code = t.wait()
+    if key == CTRL_C:
+        assert code == 130 and "error: interrupted" in t.text
+    else:
+        assert code == 2 and "error: no passphrase was given" in t.text
+    assert "Traceback" not in t.text
+    assert sorted(os.listdir(tmp_path)) == before
+    assert pouch("letters", "--home", trump, env={"POUCH_PASSPHRASE": SECRET}).out.count(b"\n") <= 1
+
+    t = Terminal("init", "--name", "Kim", "--home", tmp_path / "new")
+    t.expect("New passphrase: ")
+    t.send(key)
+    assert t.wait() == (130 if key == CTRL_C else 2)
+    assert not (tmp_path / "new").exists()
+
+
+def test_no_terminal_says_what_to_do(tmp_path: Path) -> None:
+    r = pouch("init", "--name", "Kim", "--home", tmp_path / "h", preexec=os.setsid)
+    assert r.code == 2
+    assert "there is no terminal to ask for it" in r.err and "--passphrase-file" in r.err
+
+
+def test_a_short_passphrase_is_warned_about_and_confirmed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    t = Terminal("init", "--name", "Kim", "--home", home)
+    t.expect("New passphrase: ")
+    t.line("a")
+    t.expect(r"shorter than 10 characters.*\n.*Use it anyway\? \[y/N\]: ")
+    t.line("")
+    assert t.wait() == 2 and "no passphrase was chosen" in t.text and not home.exists()
+
+    t = Terminal("init", "--name", "Kim", "--home", home)
+    t.expect("New passphrase: ")
+    t.line("a")
+    t.expect(r"Use it anyway\? \[y/N\]: ")
+    t.line("y")
+    t.expect("Confirm passphrase: ")
+    t.line("a")
+    assert t.wait() == 0, t.text
+    r = pouch("key", "export", "--age", "--home", home, env={"POUCH_PASSPHRASE": "a"})
+    assert r.code == 0
+    # From a script nobody can confirm: the warning is all there is.
+    r = pouch("init", "--name", "K", "--home", tmp_path / "s", env={"POUCH_PASSPHRASE": "short"})
+    assert r.code == 0 and "warning: this passphrase is shorter than 10 characters" in r.err
