@@ -171,3 +171,22 @@ def test_a_short_passphrase_is_warned_about_and_confirmed(tmp_path: Path) -> Non
     # From a script nobody can confirm: the warning is all there is.
     r = pouch("init", "--name", "K", "--home", tmp_path / "s", env={"POUCH_PASSPHRASE": "short"})
     assert r.code == 0 and "warning: this passphrase is shorter than 10 characters" in r.err
+
+
+def test_a_letter_typed_at_the_terminal_ends_with_one_ctrl_d(
+    pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    kim, trump = pair
+    letter = tmp_path / "l.pouch"
+    t = Terminal("seal", "-t", "Kim Jong-un", "-o", letter, "--home", trump)
+    t.expect("Passphrase for .*: ")
+    t.line(SECRET)
+    t.expect(r"Type the letter\. End it with Ctrl-D at the start of a line")
+    t.line("Dear Chairman,")
+    t.line("we look forward to Singapore.")
+    t.send(CTRL_D)
+    t.expect("Sealed to Kim Jong-un", timeout=60)
+    assert t.wait() == 0, t.text
+    r = pouch("open", letter, "--home", kim, env={"POUCH_PASSPHRASE": SECRET})
+    assert r.code == 0, r.err
+    assert b"Dear Chairman,\n" in r.out and b"we look forward to Singapore.\n" in r.out

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
+import os
 import shutil
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -73,8 +75,14 @@ def seal_command(
         raise RefusedError(
             "refusing to write a binary container to the terminal", "use --armor, or -o FILE"
         )
+    if body not in (None, "-"):
+        source: str | BinaryIO = body
+    elif sys.stdin.isatty():
+        source = io.BufferedReader(_Typed())
+    else:
+        source = sys.stdin.buffer
     sent = post.send(
-        to, sys.stdin.buffer if body in (None, "-") else body,
+        to, source,
         sys.stdout.buffer if out is None else out, attachments=attachments,
         subject=subject, in_reply_to=reply_to, kem=kem, pad=pad, armor=armor,
         allow_unverified=allow_unverified, now=now,
@@ -94,6 +102,33 @@ def seal_command(
     if sent.kem != PQ and kem != "classic":
         missing = ", ".join(c.name for c in sent.to if c.card.pq is None)
         click.echo(f"warning: sealed classic: {missing} has no post-quantum key", err=True)
+
+
+class _Typed(io.RawIOBase):
+    """A letter typed at the terminal: it says how to end it when first
+    read, and one Ctrl-D ends it. (A terminal's end of input is not sticky:
+    each read after it waits for more, so a reader that checks for the end
+    twice would need Ctrl-D twice.)"""
+
+    def __init__(self) -> None:
+        self._started = self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        if self._ended:
+            return 0
+        if not self._started:
+            self._started = True
+            click.echo(
+                "Type the letter. End it with Ctrl-D at the start of a line (Ctrl-C cancels).",
+                err=True,
+            )
+        data = os.read(sys.stdin.fileno(), len(b))
+        self._ended = not data
+        b[: len(data)] = data
+        return len(data)
 
 
 def _default_name(now: datetime, armor: bool) -> str:
