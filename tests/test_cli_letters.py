@@ -305,7 +305,8 @@ def test_a_full_disk_is_a_file_error(desks: dict[str, Path], tmp_path: Path) -> 
     args = ["seal", "-t", "Kim Jong-un", "-A", annex, "-o", tmp_path / "l.pouch"]
     r = run([str(a) for a in [POUCH_BIN, *args, "--home", desks["trump"]]], input=LETTER,
             preexec=_small_files)  # fmt: skip
-    assert r.code == 9 and r.err.startswith("error: I/O error: File too large"), r.err
+    out = tmp_path / "l.pouch"
+    assert r.code == 9 and r.err.startswith(f"error: cannot write {out}: File too large"), r.err
     assert not (tmp_path / "l.pouch").exists()
     pouch(*args, "--home", desks["trump"], input=LETTER)
     folder = tmp_path / "inbox"

@@ -17,6 +17,7 @@ import signal
 from collections.abc import Callable, Sequence
 
 from . import errors
+from ._io import io_error
 from .errors import FileError, PouchError
 
 # Below this many chunks per worker, forking costs more than it saves.
@@ -123,7 +124,7 @@ def run(
         except PouchError as e:
             errors[0] = e
         except OSError as e:
-            errors[0] = FileError(f"I/O error: {e.strerror}")
+            errors[0] = io_error(e)
         if errors[0] is not None:
             _stop(children)  # the result is lost anyway: do not wait for it
         for k in sorted(children):
@@ -178,15 +179,15 @@ def _child(
             if result:
                 _write_all(w, b"ok\n" + result)
             code = 0
-        except PouchError as e:
-            # The error's own class, message and hints, for the parent to
-            # raise again (an ordinary exception, not a pickle).
-            said = "\0".join((type(e).__name__, e.message, *e.hints))
+        except (PouchError, OSError) as e:
+            # The error's own class, errno, message and hints, for the
+            # parent to raise again (an ordinary exception, not a pickle).
+            error = io_error(e) if isinstance(e, OSError) else e
+            number = getattr(error, "errno", None) or 0
+            said = "\0".join((type(error).__name__, str(number), error.message, *error.hints))
             _write_all(w, said.encode())
-        except OSError as e:
-            _write_all(w, f"FileError\0I/O error: {e.strerror}".encode())
         except BaseException as e:
-            _write_all(w, f"PouchError\0worker failed: {type(e).__name__}: {e}".encode())
+            _write_all(w, f"PouchError\x000\x00worker failed: {type(e).__name__}: {e}".encode())
     finally:
         # Never return into the parent's code, never run its exit handlers.
         os._exit(code)
@@ -209,9 +210,16 @@ def _reap(pid: int, r: int) -> tuple[PouchError | None, bytes]:
     if os.waitstatus_to_exitcode(status) == 0:
         # A worker that returned nothing wrote nothing.
         return None, said[len(b"ok\n") :] if said.startswith(b"ok\n") else b""
-    name, *words = said.decode(errors="replace").split("\0")
-    kind = getattr(errors, name, None)
-    if not words or not (isinstance(kind, type) and issubclass(kind, PouchError)):
+    fields = said.decode(errors="replace").split("\0")
+    kind = getattr(errors, fields[0], None)
+    if (
+        len(fields) < 3
+        or not fields[1].isdigit()
+        or not (isinstance(kind, type) and issubclass(kind, PouchError))
+    ):
         status_code = os.waitstatus_to_exitcode(status)
         return PouchError(f"a worker process died (status {status_code})"), b""
-    return kind(*words), b""
+    _, number, message, *hints = fields
+    if issubclass(kind, FileError):
+        return kind(message, *hints, errno=int(number) or None), b""
+    return kind(message, *hints), b""

@@ -32,7 +32,52 @@ def io_errors() -> Iterator[None]:
     except BrokenPipeError:
         raise
     except OSError as e:
-        raise FileError(f"I/O error: {e.strerror}") from None
+        raise io_error(e) from None
+
+
+def io_error(e: OSError) -> FileError:
+    """The FileError for e, which keeps its errno for writing() to see."""
+    return FileError(f"I/O error: {e.strerror}", errno=e.errno)
+
+
+# What a file system says when it takes no more: full, over quota, a file
+# too large for it (FAT: 4 GiB) or for the process's limit, read-only.
+_NO_ROOM = {
+    errno.ENOSPC: "free some space there, or write elsewhere",
+    errno.EDQUOT: "your disk quota there is used up: free some space, or write elsewhere",
+    errno.EFBIG: "the file is too large for that file system (FAT holds at most 4 GiB): "
+    "write elsewhere",
+    errno.EROFS: "that file system is read-only: write elsewhere",
+}
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """A file system that takes no more, met anywhere in the block (in a
+    buffer's flush, in a worker process), is reported as writing path:
+    the one place that knows which file it was. The block's own cleanup
+    leaves nothing behind (SPEC.md section 0, Output), and the message
+    says so."""
+    try:
+        yield
+    except (OSError, FileError) as e:
+        if e.errno not in _NO_ROOM:
+            raise
+        raise _no_room(path, e.errno) from None
+
+
+def _no_room(path: str | os.PathLike[str], code: int) -> FileError:
+    return FileError(
+        f"cannot write {os.fspath(path)}: {os.strerror(code)}; nothing was written",
+        *room_hint(code),
+        errno=code,
+    )
+
+
+def room_hint(code: int | None) -> tuple[str, ...]:
+    """What to do when the file system gave error code, if it said it takes
+    no more."""
+    return (_NO_ROOM[code],) if code in _NO_ROOM else ()
 
 
 def read_full(src: BinaryIO, n: int) -> bytes:
@@ -193,8 +238,14 @@ class StagedFile:
         keep_file(self.file, path)
 
     def close(self) -> None:
-        """Close; an unpublished file is gone."""
-        self.file.close()
+        """Close; an unpublished file is gone. Closing flushes what is
+        buffered: for a file nobody will see, a full disk then is no error
+        (the error that stopped the writing is the one to report)."""
+        try:
+            self.file.close()
+        except OSError:
+            if self.published:
+                raise
         if self._tmp_name is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self._tmp_name)
@@ -209,7 +260,7 @@ def publish(staged: StagedFile, path: Path, mode: int | None = None, replace: bo
     except FileExistsError:
         raise RefusedError(f"{path} already exists", "pouch does not overwrite it") from None
     except OSError as e:
-        raise FileError(f"cannot write {path}: {e.strerror}") from None
+        raise FileError(f"cannot write {path}: {e.strerror}", errno=e.errno) from None
 
 
 def publish_all(files: Sequence[tuple[StagedFile, Path]], replace: bool = False) -> None:
@@ -261,15 +312,16 @@ def atomic_output(
     path = Path(os.path.realpath(path))
     if mode is None:
         mode = new_file_mode(path)
-    try:
-        staged = StagedFile(path.parent)
-    except OSError as e:
-        raise FileError(f"cannot write {path}: {e.strerror}") from None
-    try:
-        yield staged.file
-        publish(staged, path, mode, replace)
-    finally:
-        staged.close()
+    with writing(path):
+        try:
+            staged = StagedFile(path.parent)
+        except OSError as e:
+            raise FileError(f"cannot write {path}: {e.strerror}", errno=e.errno) from None
+        try:
+            yield staged.file
+            publish(staged, path, mode, replace)
+        finally:
+            staged.close()
 
 
 def keep_file(f: BinaryIO, path: Path) -> None:

@@ -33,7 +33,8 @@ from typing import Any, BinaryIO, cast
 
 import blake3
 
-from ._io import read_full
+from ._cores import pwrite
+from ._io import read_full, room_hint
 from ._pipeline import BufferRing
 from .age import armor as _armor
 from .errors import ContainerError, FileError
@@ -174,7 +175,11 @@ class Container:
         try:
             fd = os.open(f"/proc/self/fd/{self.src.fileno()}", os.O_RDWR)
         except OSError as e:
-            raise FileError(f"cannot open {name}: {e.strerror}") from None
+            raise FileError(
+                f"cannot open {name}: {e.strerror}; nothing was appended",
+                *room_hint(e.errno),
+                errno=e.errno,
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             with os.fdopen(os.dup(fd), "rb") as f:
@@ -182,10 +187,20 @@ class Container:
                 self.records, _ = _read_records(f, self.age_offset + self.age_length, size)
             end = self.trailer_end
             os.ftruncate(fd, end)
-            os.pwrite(fd, data, end)
-            os.fsync(fd)
+            try:
+                pwrite(fd, memoryview(data), end)
+                os.fsync(fd)
+            except OSError:
+                # A full disk takes part of a record: cut it off again.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, end)
+                raise
         except OSError as e:
-            raise FileError(f"cannot append to {name}: {e.strerror}") from None
+            raise FileError(
+                f"cannot append to {name}: {e.strerror}; nothing was appended",
+                *room_hint(e.errno),
+                errno=e.errno,
+            ) from None
         finally:
             os.close(fd)  # and the lock with it
         self.src.seek(0)  # what was read ahead is stale

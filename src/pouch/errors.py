@@ -100,9 +100,15 @@ class ArmorError(DecryptionError):
 
 
 class FileError(PouchError):
-    """A file could not be read or written."""
+    """A file could not be read or written. errno, when known, is the
+    system's reason: whoever owns the file being written names it for a
+    full or read-only file system (_io.writing)."""
 
     exit_code = 9
+
+    def __init__(self, message: str, *hints: str, errno: int | None = None) -> None:
+        super().__init__(message, *hints)
+        self.errno = errno
 
 
 class RefusedError(PouchError):

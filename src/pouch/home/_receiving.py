@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
 from .._fields import rfc3339
-from .._io import StagedFile, crash_point, publish_all
+from .._io import StagedFile, crash_point, publish_all, writing
 from ..container import Container, Source, loaded
 from ..errors import (
     CustodyError,
@@ -81,7 +81,8 @@ def receive(
     if into is not None:
         _raise_file_limit()
     outputs = _Outputs(Path(into) if into is not None else None, stream)
-    with contextlib.closing(outputs), loaded(source) as c:
+    into_folder = writing(into) if into is not None else contextlib.nullcontext()
+    with into_folder, contextlib.closing(outputs), loaded(source) as c:
         # Several cores only into a folder: a stream and the body held
         # in memory are written as a stream.
         jobs = None if into is not None else 1
@@ -220,7 +221,9 @@ class _Outputs:
             try:
                 staged = StagedFile(self.directory)
             except OSError as e:
-                raise FileError(f"cannot write in {self.directory}: {e.strerror}") from None
+                raise FileError(
+                    f"cannot write in {self.directory}: {e.strerror}", errno=e.errno
+                ) from None
             self.staged[part] = staged
             return staged.file
         if part != 0:

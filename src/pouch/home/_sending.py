@@ -23,7 +23,7 @@ import blake3
 
 from .. import _canonical
 from .._fields import is_hex64, rfc3339
-from .._io import StagedFile, atomic_output, crash_point, publish
+from .._io import StagedFile, atomic_output, crash_point, publish, room_hint, writing
 from ..age.armor import ArmoredWriter
 from ..container import ARMOR_LABEL
 from ..errors import FileError, RefusedError, UsageError
@@ -232,22 +232,28 @@ def seal_recorded(
         crash_point("seal:reserved")
         path = Path(os.path.realpath(out)) if isinstance(out, (str, os.PathLike)) else None
         folder = path.parent if path is not None and not armor else None
-        try:
-            staged = StagedFile(folder or home.archive())
-        except OSError as e:
-            raise FileError(
-                f"cannot write in {folder or home.archive_path}: {e.strerror}"
-            ) from None
+        # Where a full or read-only disk stops it: the output, or the home.
+        target = path if path is not None and folder else home.archive_path
+        with writing(target):
+            try:
+                staged = StagedFile(folder or home.archive())
+            except OSError as e:
+                raise FileError(f"cannot write {target}: {e.strerror}", errno=e.errno) from None
         with contextlib.closing(staged):
-            sealed = seal(identity, [c.card for c in to], body, staged.file,
-                          attachments=attachments, stream=stream, order=order, now=now,
-                          kind=kind, subject=subject, in_reply_to=in_reply_to, kem=kem,
-                          pad=pad)  # fmt: skip
+            with writing(target):
+                sealed = seal(identity, [c.card for c in to], body, staged.file,
+                              attachments=attachments, stream=stream, order=order, now=now,
+                              kind=kind, subject=subject, in_reply_to=in_reply_to, kem=kem,
+                              pad=pad)  # fmt: skip
             kept = home.archive(sealed.envelope_id)
             try:
                 staged.keep(kept)
             except OSError as e:
-                raise FileError(f"cannot keep the letter in {kept}: {e.strerror}") from None
+                raise FileError(
+                    f"cannot keep the letter in {kept}: {e.strerror}; nothing was sent",
+                    *room_hint(e.errno),
+                    errno=e.errno,
+                ) from None
             crash_point("seal:kept")
             private = {"subject": subject, "parts": [name for name, _ in attachments]}
             row = LetterRow(

@@ -175,16 +175,18 @@ def _refuse_existing(*paths: str | Path) -> None:
 
 def _write_all(files: dict[Path, bytes]) -> None:
     """Write every file, or none: all are staged first, then named."""
-    from .._io import StagedFile, publish_all
+    from .._io import StagedFile, publish_all, writing
 
     staged: list[tuple[StagedFile, Path]] = []
     try:
         for path, data in files.items():
-            try:
-                staged.append((StagedFile(Path(os.path.realpath(path)).parent), path))
-            except OSError as e:
-                raise FileError(f"cannot write {path}: {e.strerror}") from None
-            staged[-1][0].file.write(data)
+            with writing(path):
+                try:
+                    staged.append((StagedFile(Path(os.path.realpath(path)).parent), path))
+                except OSError as e:
+                    raise FileError(f"cannot write {path}: {e.strerror}", errno=e.errno) from None
+                staged[-1][0].file.write(data)
+                staged[-1][0].file.flush()
         publish_all(staged)
     finally:
         for file, _ in staged:
