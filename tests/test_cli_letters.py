@@ -353,8 +353,33 @@ def test_paths_are_named_as_they_were_given(desks: dict[str, Path], tmp_path: Pa
     r = pouch("seal", "-t", "Kim Jong-un", "-o", "./l.pouch", body, "--home", desks["trump"],
               cwd=tmp_path)  # fmt: skip
     assert r.code == 10 and r.err.startswith("error: ./l.pouch already exists"), r.err
-    r = pouch("open", "l.pouch", "-o", "nowhere/", "--home", desks["kim"], cwd=tmp_path)
-    assert r.code == 9 and r.err.startswith("error: nowhere/ is not a folder"), r.err
+    r = pouch("open", "l.pouch", "-o", "nowhere/deeper/", "--home", desks["kim"], cwd=tmp_path)
+    assert r.code == 9, r.err
+    assert r.err.startswith("error: cannot make the folder nowhere/deeper/: its parent folder")
     # The letter id is checked before the recipients are looked up.
     r = pouch("seal", "-t", "Nobody", "--reply-to", "zz", body, "--home", desks["trump"])
     assert r.code == 2 and "--reply-to takes a full letter id" in r.err, r.err
+
+
+def test_open_makes_its_folder(desks: dict[str, Path], tmp_path: Path) -> None:
+    """-o DIR makes DIR (not its parents); a letter that does not open
+    leaves no folder behind."""
+    letter = tmp_path / "l.pouch"
+    assert pouch("seal", "-t", "Kim", "-o", letter, "--home", desks["trump"], input=LETTER).code == 0
+    r = pouch("open", letter, "-o", tmp_path / "new", "--home", desks["pompeo"])
+    assert r.code != 0 and not (tmp_path / "new").exists()
+    r = pouch("open", letter, "-o", tmp_path / "new", "--home", desks["kim"])
+    assert r.code == 0, r.err
+    (saved,) = (tmp_path / "new").iterdir()
+    assert saved.name.startswith("letter-") and saved.read_bytes() == LETTER
+
+
+def test_a_letter_for_someone_else_says_so(desks: dict[str, Path], tmp_path: Path) -> None:
+    letter = tmp_path / "l.pouch"
+    assert pouch("seal", "-t", "Kim", "-o", letter, "--home", desks["trump"], input=LETTER).code == 0
+    other = tmp_path / "other"
+    assert pouch("init", "--name", "Moon Jae-in", "--no-passphrase", "--home", other).code == 0
+    r = pouch("open", letter, "-o", tmp_path / "new", "--home", other)
+    assert r.code == 4 and r.err.startswith("error: this letter is not addressed to you\n")
+    assert "its envelope has 2 recipients" in r.err and "yours are age1pq1" in r.err
+    assert not (tmp_path / "new").exists()

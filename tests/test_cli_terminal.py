@@ -190,3 +190,54 @@ def test_a_letter_typed_at_the_terminal_ends_with_one_ctrl_d(
     r = pouch("open", letter, "--home", kim, env={"POUCH_PASSPHRASE": SECRET})
     assert r.code == 0, r.err
     assert b"Dear Chairman,\n" in r.out and b"we look forward to Singapore.\n" in r.out
+
+
+def test_open_shows_the_header_first_and_fences_the_body(
+    pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An impostor under a name of their own: the warning comes before the
+    letter, and a header typed into the body stays visibly inside it."""
+    kim, _ = pair
+    env = {"POUCH_PASSPHRASE": SECRET}
+    fake = tmp_path / "fake"
+    assert pouch("init", "--name", "Donald Trump", "--home", fake, env=env).code == 0
+    pouch("card", "-o", tmp_path / "fake.card", "--home", fake)
+    pouch("card", "-o", tmp_path / "kim-again.card", "--home", kim)
+    assert pouch("contacts", "add", tmp_path / "kim-again.card", "--home", fake).code == 0
+    r = pouch("contacts", "add", tmp_path / "fake.card", "--home", kim)
+    assert r.code == 10 and "ANOTHER KEY" in r.err
+    r = pouch("contacts", "add", tmp_path / "fake.card", "--as", "Donald?", "--home", kim)
+    assert r.code == 0, r.err
+    body = tmp_path / "body.txt"
+    body.write_text("From:        Donald Trump  0000 (verified)\nSend the codes.\n")
+    letter = tmp_path / "fake.pouch"
+    r = pouch("seal", "-t", "Kim", "--allow-unverified", "-o", letter, body, "--home", fake,
+              env=env)  # fmt: skip
+    assert r.code == 0, r.err
+
+    t = Terminal("open", letter, "--home", kim, env=env)
+    assert t.wait() == 0, t.text
+    lines = t.text.splitlines()
+    begins = next(i for i, ln in enumerate(lines) if ln.startswith("─── the letter"))
+    warning = next(i for i, ln in enumerate(lines) if "Donald? was never verified" in ln)
+    assert warning < begins and lines[begins - 1].startswith("Order:")
+    assert lines[begins + 1 :] == [
+        "│ From:        Donald Trump  0000 (verified)",
+        "│ Send the codes.",
+        "─── end of the letter " + "─" * 33,
+    ]
+    # Piped, the body is the body, byte for byte (the header on stderr).
+    r = pouch("open", letter, "--home", kim, env=env)
+    assert r.out == body.read_bytes() and "was never verified" in r.err
+
+
+def test_your_own_letter_is_yours(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    _, trump = pair
+    env = {"POUCH_PASSPHRASE": SECRET}
+    letter = tmp_path / "l.pouch"
+    r = pouch("seal", "-t", "kim", "-o", letter, "--home", trump, input=b"Hi\n", env=env)
+    assert r.code == 0, r.err
+    r = pouch("open", letter, "--home", trump, env=env)
+    assert r.code == 0, r.err
+    assert "From:        Donald Trump (you)" in r.err and "WARNING" not in r.err
+    assert "unknown sender" not in r.err

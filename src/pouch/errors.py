@@ -24,6 +24,7 @@ __all__ = [
     "HeaderMacError",
     "KeyFormatError",
     "LetterError",
+    "NameTakenError",
     "NoIdentityMatchError",
     "NotAddressedError",
     "PaperError",
@@ -115,6 +116,22 @@ class RefusedError(PouchError):
     """pouch refuses to do something unsafe (a readable secret key file...)."""
 
     exit_code = 10
+
+
+class NameTakenError(RefusedError):
+    """A contact's name is already another key's: one name, one key."""
+
+    def __init__(
+        self, name: str, taken_by: str, fingerprint: str, keep_both: str = "another name"
+    ) -> None:
+        super().__init__(
+            f"you already have a contact called {name!r}, with ANOTHER KEY",
+            f"{name!r} you know: {taken_by[:16]}; this card: {fingerprint[:16]}",
+            "either someone else took the name, or they have a new key: ask them in person "
+            "(compare safety numbers) before you trust it",
+            f"to keep both, add this card under {keep_both}",
+        )
+        self.name, self.taken_by, self.fingerprint = name, taken_by, fingerprint
 
 
 class VerificationError(PouchError):

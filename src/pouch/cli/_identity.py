@@ -15,6 +15,7 @@ from . import (
     home_option,
     passphrase_file_option,
     read_passphrase,
+    shown,
 )
 
 
@@ -65,14 +66,24 @@ def contacts_group() -> None:
 @contacts_group.command("add")
 @click.argument("file")
 @click.option("--verified", is_flag=True, help="You compared the fingerprint in person.")
+@click.option("--as", "name", metavar="NAME", help="Call them NAME (else the name on their card).")
 @home_option
-def contacts_add(file: str, verified: bool, home: str | None) -> None:
+def contacts_add(file: str, verified: bool, name: str | None, home: str | None) -> None:
     """Add the card in FILE to your contacts."""
+    from ..errors import NameTakenError
+
     h = _home(home)
     h.card()
-    c = h.add_contact(_read_card(file), verified)
+    card = _read_card(file)
+    try:
+        c = h.add_contact(card, verified, name)
+    except NameTakenError as e:
+        how = f"another name: pouch contacts add {file} --as 'ANOTHER NAME'"
+        raise NameTakenError(e.name, e.taken_by, e.fingerprint, how) from None
     state = "verified" if c.verified else "NOT verified"
     click.echo(f"Added {c.name}  {c.fingerprint[:16]}  ({state})")
+    if c.name != card.name:
+        click.echo(f"  their card calls them {shown(card.name)!r}", err=True)
     if not c.verified:
         click.echo(
             f"hint: compare 'pouch fingerprint {c.fingerprint[:16]}' with {c.name}, "
@@ -131,6 +142,28 @@ def contacts_verify(name: str, yes: bool, home: str | None) -> None:
     click.echo(f"{c.name} is verified.")
 
 
+@contacts_group.command("rename")
+@click.argument("name")
+@click.argument("new_name")
+@home_option
+def contacts_rename(name: str, new_name: str, home: str | None) -> None:
+    """Call the contact NAME by NEW_NAME from now on."""
+    h = _home(home)
+    c = h.rename_contact(h.find(name), new_name)
+    click.echo(f"{c.fingerprint[:16]} is now called {shown(c.name)}")
+
+
+@contacts_group.command("remove")
+@click.argument("name")
+@home_option
+def contacts_remove(name: str, home: str | None) -> None:
+    """Forget the contact NAME (the letters you exchanged stay in the register)."""
+    h = _home(home)
+    c = h.find(name)
+    h.remove_contact(c)
+    click.echo(f"Removed {shown(c.name)}  {c.fingerprint[:16]}")
+
+
 @cli.command("fingerprint")
 @click.argument("name", required=False)
 @click.option("--no-qr", is_flag=True, help="Only the digits.")
@@ -162,12 +195,36 @@ def key_group() -> None:
 
 
 @key_group.command("export")
-@click.option("--age", "as_age", is_flag=True, required=True, help="The age identity.")
-@click.option("--classic", is_flag=True, help="The X25519 key, for age without post-quantum.")
+@click.option("--age", "as_age", is_flag=True, required=True, help="The age identities.")
+@click.option("--classic", is_flag=True, help="Only the X25519 key, for age without post-quantum.")
+@click.option("-o", "--output", metavar="FILE", help="Write them to FILE (mode 0600).")
 @passphrase_file_option
 @home_option
-def key_export(as_age: bool, classic: bool, passphrase_file: str | None, home: str | None) -> None:
-    """Print your age identity: any age implementation can then open your
-    envelopes. It is a secret key: keep it as you keep identity.key."""
+def key_export(
+    as_age: bool, classic: bool, output: str | None, passphrase_file: str | None, home: str | None
+) -> None:
+    """Print your age identities, post-quantum and X25519: with them, any age
+    implementation opens your envelopes, sealed either way (`age -d -i
+    FILE`). They are secret keys: keep them as you keep identity.key."""
+    from datetime import UTC, datetime
+
+    from .._fields import rfc3339
+    from .._io import atomic_output
+
     identity = _unlock(_home(home), passphrase_file)
-    click.echo(str(identity.x25519 if classic else identity.pq))
+    keys = [(str(identity.x25519.recipient), str(identity.x25519))]
+    if not classic:
+        keys.insert(0, (str(identity.pq.recipient), str(identity.pq)))
+    text = f"# age identities of {identity.name}, exported {rfc3339(datetime.now(UTC))}\n"
+    for public, secret in keys:
+        text += f"# public key: {public}\n{secret}\n"
+    out = _stdio(output)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    # Secret keys: the file is private from its first byte, and never
+    # replaces another.
+    with atomic_output(out, mode=0o600, replace=False) as f:
+        f.write(text.encode())
+    click.echo(f"Wrote {len(keys)} age identit{'y' if len(keys) == 1 else 'ies'} to {out} "
+               "(mode 0600)", err=True)  # fmt: skip

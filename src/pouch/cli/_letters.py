@@ -193,7 +193,8 @@ def open_command(
         (c for c in contacts if c.fingerprint == received.opened.sender_fingerprint), None
     )
     names = _names(post.home, contacts, you=f"{post.card.name} (you)")
-    summary = _summary(received, sender, names)
+    mine = received.opened.sender_fingerprint == post.card.fingerprint
+    summary = _summary(received, sender, names, post.card.name if mine else None)
     summary["custody"] = _custody(received.custody, _names(post.home, contacts))
     summary["order"] = {
         "arrival": received.arrival.kind,
@@ -210,25 +211,30 @@ def open_command(
                 summary["body_base64"] = base64.b64encode(received.body).decode()
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     else:
-        # The body first: whatever it holds, the summary is printed after it
-        # and cannot be overwritten by it.
+        # The header first, warnings and all, then the body. At a terminal
+        # the body is fenced and every line of it indented, so that nothing
+        # it holds (a "From: ... (verified)" line) can pass for the header.
+        _print_summary(summary, sender)
         if received.body is not None:
             _write_body(received.body)
-        _print_summary(summary, sender)
 
 
-def _summary(received: Received, sender: Contact | None, names: dict[bytes, str]) -> dict[str, Any]:
-    """The letter as `pouch open --json` shows it (the text summary too)."""
+def _summary(
+    received: Received, sender: Contact | None, names: dict[bytes, str], me: str | None
+) -> dict[str, Any]:
+    """The letter as `pouch open --json` shows it (the text summary too);
+    me: your name, if you sent it."""
     from ..identity import fingerprint
 
     opened, saved = received.opened, received.saved
     h = opened.header
     return {
         "from": {
-            "name": sender.name if sender else None,
+            "name": me if me is not None else sender.name if sender else None,
             "fingerprint": opened.sender_fingerprint,
             "contact": sender is not None,
             "verified": bool(sender and sender.verified),
+            "you": me is not None,
         },
         "to": [{"name": names.get(k), "fingerprint": fingerprint(k)} for k in h.recipients],
         "date": h.date,
@@ -280,6 +286,13 @@ def _custody(report: CustodyReport, names: dict[bytes, str]) -> dict[str, Any]:
 _CONTROL = {*range(0, 9), 11, 12, *range(14, 32), 127, *range(0x80, 0xA0)}
 
 
+# At a terminal, the body sits between these, each of its lines behind the
+# margin: the header's lines start at the left edge, the body's never do.
+_BODY_BEGINS = "─── the letter " + "─" * 40
+_MARGIN = "│ "
+_BODY_ENDS = "─── end of the letter " + "─" * 33
+
+
 def _write_body(body: bytes) -> None:
     out = sys.stdout.buffer
     if sys.stdout.isatty():
@@ -290,9 +303,15 @@ def _write_body(body: bytes) -> None:
                 "(use -o DIR for the exact bytes)",
                 err=True,
             )
-            body = "".join(ascii(ch)[1:-1] if ord(ch) in _CONTROL else ch for ch in text).encode(
-                "utf-8"
-            )
+            text = "".join(ascii(ch)[1:-1] if ord(ch) in _CONTROL else ch for ch in text)
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        sys.stderr.flush()
+        click.echo(_BODY_BEGINS)
+        click.echo("".join(f"{_MARGIN}{line}\n" for line in lines), nl=False)
+        click.echo(_BODY_ENDS)
+        return
     out.write(body)
     out.flush()
 
@@ -304,7 +323,9 @@ def _print_summary(s: dict[str, Any], sender: Contact | None) -> None:
         click.echo(shown(line), err=True)
 
     fp = s["from"]["fingerprint"]
-    if sender is None:
+    if s["from"]["you"]:
+        who = f"{s['from']['name']} (you)  {fp[:16]}"
+    elif sender is None:
         err("WARNING: the sender is not one of your contacts. Anyone can make a key;")
         err(f"WARNING: only a card you checked in person tells you who {fp[:16]} is.")
         who = f"unknown sender  {fp}"

@@ -76,13 +76,50 @@ def receive(
     force: bool = False,
     require_accredited: bool = False,
 ) -> Received:
-    if into is not None and not os.path.isdir(into):
-        raise FileError(f"{into} is not a folder")
-    if into is not None:
-        _raise_file_limit()
-    outputs = _Outputs(Path(into) if into is not None else None, stream)
-    into_folder = writing(into) if into is not None else contextlib.nullcontext()
-    with into_folder, contextlib.closing(outputs), loaded(source) as c:
+    if into is None:
+        return _receive(post, source, None, stream, force, require_accredited)
+    with writing(into):
+        made = _make_folder(into)
+        try:
+            _raise_file_limit()
+            return _receive(post, source, Path(into), stream, force, require_accredited)
+        except BaseException:
+            if made:  # and left empty: nothing is named before the end
+                with contextlib.suppress(OSError):
+                    os.rmdir(into)
+            raise
+
+
+def _make_folder(path: str | os.PathLike[str]) -> bool:
+    """Make the folder path, not its parents (a typo in them is more likely
+    than a wish for a new tree); True if it was made."""
+    if os.path.isdir(path):
+        return False
+    if os.path.lexists(path):
+        raise FileError(f"{os.fspath(path)} is not a folder")
+    try:
+        os.mkdir(path)
+    except FileNotFoundError:
+        raise FileError(
+            f"cannot make the folder {os.fspath(path)}: its parent folder does not exist"
+        ) from None
+    except OSError as e:
+        raise FileError(
+            f"cannot make the folder {os.fspath(path)}: {e.strerror}", errno=e.errno
+        ) from None
+    return True
+
+
+def _receive(
+    post: Post,
+    source: Source,
+    into: Path | None,
+    stream: BinaryIO | None,
+    force: bool,
+    require_accredited: bool,
+) -> Received:
+    outputs = _Outputs(into, stream)
+    with contextlib.closing(outputs), loaded(source) as c:
         # Several cores only into a folder: a stream and the body held
         # in memory are written as a stream.
         jobs = None if into is not None else 1

@@ -146,13 +146,25 @@ class Home:
         with self.register() as reg:
             return reg.find(query)
 
-    def add_contact(self, card: Card, verified: bool = False) -> Contact:
-        """Keep card as a contact, verified in person at import if said so;
-        a card already kept stays as it is (and only gains a verification)."""
+    def add_contact(self, card: Card, verified: bool = False, name: str | None = None) -> Contact:
+        """Keep card as a contact, called name (else the card's own name),
+        verified in person at import if said so; a card already kept stays as
+        it is (and only gains a verification). A name another key has is
+        refused (NameTakenError): give this one another."""
         if card.fingerprint == self.card().fingerprint:
             raise UsageError("that is your own card")
+        how = "in person, at import" if verified else None
         with self.register() as reg:
-            return reg.add_contact(card, _now(), "in person, at import" if verified else None)
+            return reg.add_contact(card, _now(), how, name)
+
+    def rename_contact(self, contact: Contact, name: str) -> Contact:
+        with self.register() as reg:
+            return reg.rename(contact.fingerprint, name)
+
+    def remove_contact(self, contact: Contact) -> None:
+        """Forget contact; the letters exchanged stay in the register."""
+        with self.register() as reg:
+            reg.remove(contact.fingerprint)
 
     def mark_verified(self, contact: Contact, how: str) -> Contact:
         with self.register() as reg:

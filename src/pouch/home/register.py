@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from .._fields import is_prefix
 from ..custody import Credential, Revocation, Scope
-from ..errors import UsageError
-from ..identity import Card, fingerprint
+from ..errors import NameTakenError, UsageError
+from ..identity import Card, check_name, fingerprint
 from ._ledger_store import LedgerStore
 
 
@@ -23,10 +23,9 @@ class Contact:
     added: str
     verified: str | None
     verified_how: str | None
-
-    @property
-    def name(self) -> str:
-        return self.card.name
+    # What this home calls them: the card's own name, unless it was taken
+    # (by another key) or the user chose another. One name, one key.
+    name: str
 
     @property
     def fingerprint(self) -> str:
@@ -39,14 +38,23 @@ class Register(LedgerStore):
 
     # --- contacts ------------------------------------------------------------
 
-    def add_contact(self, card: Card, now: str, verified_how: str | None = None) -> Contact:
-        """Record card as a contact; a card already known is kept as it is
-        (its verification, if any, too) and only marked verified if asked."""
+    def add_contact(
+        self, card: Card, now: str, verified_how: str | None = None, name: str | None = None
+    ) -> Contact:
+        """Record card as a contact, called name (else the card's own name);
+        a card already known is kept as it is (its verification, if any,
+        too) and only marked verified if asked.
+
+        A name already taken by another key is refused: two keys under one
+        name is how an impostor passes for someone (NameTakenError)."""
+        name = check_name(name) if name is not None else card.name
         with self._transaction() as db:
+            if not self._rows("SELECT 1 FROM contacts WHERE fingerprint = ?", (card.fingerprint,)):
+                self._check_free(name, card.fingerprint)
             db.execute(
                 "INSERT INTO contacts (fingerprint, name, card, added) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (fingerprint) DO NOTHING",
-                (card.fingerprint, card.name, card.encode(), now),
+                (card.fingerprint, name, card.encode(), now),
             )
             if verified_how is not None:
                 db.execute(
@@ -64,15 +72,39 @@ class Register(LedgerStore):
             )
         return self.contact(fingerprint)
 
+    def rename(self, fingerprint: str, name: str) -> Contact:
+        """Call a contact name from now on (a name no other key has)."""
+        name = check_name(name)
+        with self._transaction() as db:
+            self._check_free(name, fingerprint)
+            db.execute("UPDATE contacts SET name = ? WHERE fingerprint = ?", (name, fingerprint))
+        return self.contact(fingerprint)
+
+    def remove(self, fingerprint: str) -> None:
+        """Forget a contact. The letters exchanged stay in the register, under
+        the fingerprint; adding the card again brings the name back."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM contacts WHERE fingerprint = ?", (fingerprint,))
+
+    def _check_free(self, name: str, fingerprint: str) -> None:
+        taken = [
+            c
+            for c in self.contacts()
+            if c.name.casefold() == name.casefold() and c.fingerprint != fingerprint
+        ]
+        if taken:
+            raise NameTakenError(name, taken[0].fingerprint, fingerprint)
+
     def contacts(self) -> list[Contact]:
         rows = self._rows(
-            "SELECT card, added, verified, verified_how FROM contacts ORDER BY name, fingerprint"
+            "SELECT card, added, verified, verified_how, name FROM contacts"
+            " ORDER BY name, fingerprint"
         )
         return [_contact(row) for row in rows]
 
     def contact(self, fingerprint: str) -> Contact:
         found = self._rows(
-            "SELECT card, added, verified, verified_how FROM contacts WHERE fingerprint = ?",
+            "SELECT card, added, verified, verified_how, name FROM contacts WHERE fingerprint = ?",
             (fingerprint,),
         )
         row = found[0] if found else None
@@ -81,13 +113,16 @@ class Register(LedgerStore):
         return _contact(row)
 
     def find(self, query: str) -> Contact:
-        """The one contact named query, or whose fingerprint starts with it
-        (at least 8 hex digits). Ambiguity is an error listing the candidates."""
+        """The one contact named query, else the one whose name starts with
+        it or whose fingerprint does (at least 8 hex digits); case does not
+        matter. Ambiguity is an error listing the candidates."""
         everyone = self.contacts()
         q = query.casefold()
         found = [c for c in everyone if c.name.casefold() == q]
-        if is_prefix(q):
-            found += [c for c in everyone if c.fingerprint.startswith(q) and c not in found]
+        if not found:
+            found = [c for c in everyone if c.name.casefold().startswith(q)]
+            if is_prefix(q):
+                found += [c for c in everyone if c.fingerprint.startswith(q) and c not in found]
         if not found:
             raise UsageError(
                 f"no contact named {query!r}",
@@ -97,7 +132,7 @@ class Register(LedgerStore):
             raise UsageError(
                 f"{query!r} names {len(found)} contacts",
                 *(f"{c.fingerprint[:16]}  {c.name}" for c in found),
-                "give a longer fingerprint prefix",
+                "give more of the name, or a longer fingerprint prefix",
             )
         return found[0]
 
@@ -191,5 +226,5 @@ class Register(LedgerStore):
         return (rows[0][0], int(rows[0][1])) if rows else None
 
 
-def _contact(row: tuple[bytes, str, str | None, str | None]) -> Contact:
-    return Contact(Card.from_bytes(row[0]), row[1], row[2], row[3])
+def _contact(row: tuple[bytes, str, str | None, str | None, str]) -> Contact:
+    return Contact(Card.from_bytes(row[0]), row[1], row[2], row[3], row[4])

@@ -80,9 +80,31 @@ def check_name(name: str) -> str:
 def _parsed_card(data: bytes) -> Card:
     """Cards are parsed (and their signature verified) once per process: a
     command reads the same few again and again. A Card is immutable."""
-    env = statements.decode(data)
+    try:
+        env = statements.decode(data)
+    except StatementError:
+        raise StatementError(
+            "this is not a pouch card", "a card is what 'pouch card' writes: a short JSON file"
+        ) from None
+    if env.payload_type != statements.payload_type(CARD_KIND):
+        raise _another_statement(env.payload_type)
     payload = statements.verify(env, CARD_KIND, CARD_VERSION, _card_signer)
     return Card._from_payload(payload, env)
+
+
+# What to do with a statement given where a card was expected.
+_ELSEWHERE = {
+    "credential": "keep it with 'pouch credentials add FILE'",
+    "revocation": "keep it with 'pouch credentials add FILE'",
+    "scope": "it goes with its credential: 'pouch credentials add CREDENTIAL --scope FILE'",
+}
+
+
+def _another_statement(ptype: str) -> StatementError:
+    kind = ptype.removeprefix(statements.PAYLOAD_TYPE_PREFIX).removesuffix("+json")
+    if ptype.startswith(statements.PAYLOAD_TYPE_PREFIX) and kind in _ELSEWHERE:
+        return StatementError(f"this is a {kind}, not a card", _ELSEWHERE[kind])
+    return StatementError("this is not a pouch card", "a card is what 'pouch card' writes")
 
 
 @dataclass(frozen=True)

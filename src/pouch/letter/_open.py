@@ -28,7 +28,7 @@ import blake3
 from .. import _cores, age, container
 from .._pipeline import BufferRing, Worker
 from ..container import Source, loaded
-from ..errors import LetterError, NotAddressedError
+from ..errors import LetterError, NoIdentityMatchError, NotAddressedError, PouchError
 from ..identity import Identity, fingerprint
 from . import _parallel_open
 from ._format import DATA, PQ, SEGMENT_SIZE, LetterHeader, Manifest, envelope_binding
@@ -85,17 +85,40 @@ def open_letter(
     """
     jobs = jobs or _cores.default_jobs()
     with loaded(source) as c:
-        chunks = c.age_length // age.ENC_CHUNK_SIZE
-        if jobs > 1 and _cores.worth_it(chunks, jobs) and _is_file(c.src):
-            opened, sinks = _open_parallel(identity, c, sink, jobs)
-            if opened is not None:
-                return opened
+        try:
+            chunks = c.age_length // age.ENC_CHUNK_SIZE
+            if jobs > 1 and _cores.worth_it(chunks, jobs) and _is_file(c.src):
+                opened, sinks = _open_parallel(identity, c, sink, jobs)
+                if opened is not None:
+                    return opened
 
-            def sink_again(part: int) -> BinaryIO | None:
-                return sinks.pop(part) if part in sinks else sink(part)
+                def sink_again(part: int) -> BinaryIO | None:
+                    return sinks.pop(part) if part in sinks else sink(part)
 
-            return _open_stream(identity, c, sink_again)
-        return _open_stream(identity, c, sink)
+                return _open_stream(identity, c, sink_again)
+            return _open_stream(identity, c, sink)
+        except NoIdentityMatchError as e:
+            raise _not_for(identity, c, e) from None
+
+
+def _not_for(
+    identity: Identity, c: container.Container, e: NoIdentityMatchError
+) -> NoIdentityMatchError:
+    """No key of identity opens c's envelope: say so in the letter's terms
+    (a file sealed with a passphrase keeps age's own message)."""
+    try:
+        stanzas = age.parse_header(c.age_stream()).stanzas
+    except PouchError:
+        return e
+    if any(s.type == "scrypt" for s in stanzas):
+        return e
+    n = len(stanzas)
+    return NoIdentityMatchError(
+        "this letter is not addressed to you",
+        f"its envelope has {n} recipient{'s' if n != 1 else ''} (with any decoys); "
+        f"yours are {str(identity.pq.recipient)[:20]}… and {str(identity.x25519.recipient)[:16]}…",
+        "if it was sealed to another home of yours, open it there",
+    )
 
 
 def _open_stream(identity: Identity, c: container.Container, sink: PartSink) -> Opened:
