@@ -365,7 +365,8 @@ def test_open_makes_its_folder(desks: dict[str, Path], tmp_path: Path) -> None:
     """-o DIR makes DIR (not its parents); a letter that does not open
     leaves no folder behind."""
     letter = tmp_path / "l.pouch"
-    assert pouch("seal", "-t", "Kim", "-o", letter, "--home", desks["trump"], input=LETTER).code == 0
+    r = pouch("seal", "-t", "Kim", "-o", letter, "--home", desks["trump"], input=LETTER)
+    assert r.code == 0, r.err
     r = pouch("open", letter, "-o", tmp_path / "new", "--home", desks["pompeo"])
     assert r.code != 0 and not (tmp_path / "new").exists()
     r = pouch("open", letter, "-o", tmp_path / "new", "--home", desks["kim"])
@@ -376,7 +377,8 @@ def test_open_makes_its_folder(desks: dict[str, Path], tmp_path: Path) -> None:
 
 def test_a_letter_for_someone_else_says_so(desks: dict[str, Path], tmp_path: Path) -> None:
     letter = tmp_path / "l.pouch"
-    assert pouch("seal", "-t", "Kim", "-o", letter, "--home", desks["trump"], input=LETTER).code == 0
+    r = pouch("seal", "-t", "Kim", "-o", letter, "--home", desks["trump"], input=LETTER)
+    assert r.code == 0, r.err
     other = tmp_path / "other"
     assert pouch("init", "--name", "Moon Jae-in", "--no-passphrase", "--home", other).code == 0
     r = pouch("open", letter, "-o", tmp_path / "new", "--home", other)

@@ -305,6 +305,5 @@ def test_what_is_not_a_card_is_named(homes: dict[str, Path], tmp_path: Path) -> 
     assert r.code == 0, r.err
     r = pouch("contacts", "add", credential, "--home", kim)
     assert r.code == 11 and r.err == (
-        "error: this is a credential, not a card\n"
-        "hint: keep it with 'pouch credentials add FILE'\n"
+        "error: this is a credential, not a card\nhint: keep it with 'pouch credentials add FILE'\n"
     )
