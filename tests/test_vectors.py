@@ -20,8 +20,7 @@ from pouch.custody import Credential, Revocation, Scope, judge, read_trailer
 from pouch.identity import Card
 
 from .conftest import run
-from .test_age_testkit import run_vector
-from .testkit import load
+from .testkit import load, run_vector
 from .vectors.generate import (
     HERE,
     LETTERS,

@@ -1,4 +1,5 @@
-"""Loader for the C2SP age conformance vectors in ../shared/age-testkit.
+"""Loader and runner for the C2SP age conformance vectors in
+../shared/age-testkit (and for pouch's own vectors in their format).
 
 The vectors are read where they lie (never copied into the repository).
 Each file is "key: value" lines, a blank line, then an age file, possibly
@@ -7,10 +8,21 @@ zlib-compressed (see the README beside them).
 
 from __future__ import annotations
 
+import io
 import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pouch.age import Decryptor
+from pouch.age.armor import ArmoredReader
+from pouch.errors import (
+    ArmorError,
+    HeaderError,
+    HeaderMacError,
+    NoIdentityMatchError,
+    PayloadError,
+)
 
 # ../shared/age-testkit beside the repository; AGE_TESTKIT overrides it.
 _BESIDE = Path(__file__).resolve().parents[2] / "shared" / "age-testkit"
@@ -75,3 +87,28 @@ def vectors() -> list[Path]:
             "or point AGE_TESTKIT at the age-testkit folder"
         )
     return sorted(TESTKIT.iterdir())
+
+
+# What a vector expects, by the error that gives it.
+OUTCOMES: list[tuple[type[Exception], str]] = [
+    (ArmorError, "armor failure"),
+    (NoIdentityMatchError, "no match"),
+    (HeaderMacError, "HMAC failure"),
+    (HeaderError, "header failure"),
+    (PayloadError, "payload failure"),
+]
+
+
+def run_vector(body: bytes, armored: bool, identities: list, released: bytearray) -> str:
+    src: io.BufferedIOBase = io.BytesIO(body)
+    if armored:
+        src = io.BufferedReader(ArmoredReader(src))  # type: ignore[arg-type]
+    try:
+        reader = Decryptor(src, identities).reader()  # type: ignore[arg-type]
+        while chunk := reader.read(65536):
+            released += chunk
+    except tuple(cls for cls, _ in OUTCOMES) as e:
+        for cls, outcome in OUTCOMES:
+            if isinstance(e, cls):
+                return outcome
+    return "success"
