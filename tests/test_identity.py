@@ -307,3 +307,28 @@ def test_what_is_not_a_card_is_named(homes: dict[str, Path], tmp_path: Path) -> 
     assert r.code == 11 and r.err == (
         "error: this is a credential, not a card\nhint: keep it with 'pouch credentials add FILE'\n"
     )
+
+
+def test_conveniences(homes: dict[str, Path], tmp_path: Path) -> None:
+    kim = homes["kim"]
+    assert pouch("contacts", "add", tmp_path / "trump.card", "--home", kim).code == 0
+    for args in (["--version"], ["age", "--version"]):
+        r = pouch(*args)
+        assert r.code == 0 and b", version " in r.out
+    r = pouch("fingerprint", "donald", "--json", "--home", kim)
+    number = json.loads(r.out)
+    assert number["name"] == "Donald J. Trump" and len(number["safety_number"].split()) == 12
+    # click's own errors read like pouch's, exit 2.
+    r = pouch("seal", "--home", kim)
+    assert r.code == 2 and r.err == (
+        "error: Missing option '-t' / '--to'.\nhint: 'pouch seal --help' shows how to use it\n"
+    )
+    # With --json, an error is JSON on stdout too.
+    r = pouch("fingerprint", "nobody", "--json", "--home", kim)
+    assert r.code == 2 and r.err.startswith("error: no contact named 'nobody'")
+    error = json.loads(r.out)["error"]
+    assert (error["kind"], error["exit_code"]) == ("UsageError", 2)
+    assert error["message"] == "no contact named 'nobody'"
+    # A home with no identity says so, whatever the command.
+    r = pouch("contacts", "list", "--home", tmp_path / "nowhere")
+    assert r.code == 9 and "no pouch identity in" in r.err and "Errno" not in r.err

@@ -13,6 +13,7 @@ job (decrypting a 1 KB file) does not pay for what it does not use.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -251,6 +252,21 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def _json_error(
+    argv: Sequence[str] | None, kind: str, message: str, hints: Sequence[str], code: int
+) -> None:
+    """With --json, the error goes to stdout as JSON too, for the program
+    that reads it (a person reads stderr)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    if "--json" not in args[: args.index("--") if "--" in args else None]:
+        return
+    import json
+
+    error = {"kind": kind, "message": message, "hints": list(hints), "exit_code": code}
+    with contextlib.suppress(OSError):
+        click.echo(json.dumps({"error": error}, ensure_ascii=False))
+
+
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     """Run the CLI; errors become messages and exit codes, never tracebacks."""
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -262,12 +278,22 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         )
     except PouchError as e:
         click.echo(e.diagnostics(), err=True)
+        _json_error(argv, type(e).__name__, e.message, e.hints, e.exit_code)
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
         click.echo("error: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as e:
-        e.show()
+        # click's own errors (a missing option, an unknown command) in the
+        # same form as pouch's: an error line, then what to do.
+        hints = []
+        ctx = getattr(e, "ctx", None)
+        if ctx is not None:
+            hints.append(f"'{ctx.command_path} --help' shows how to use it")
+        click.echo(f"error: {e.format_message()}", err=True)
+        for hint in hints:
+            click.echo(f"hint: {hint}", err=True)
+        _json_error(argv, "UsageError", e.format_message(), hints, e.exit_code)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import RefusedError, UsageError
+from .. import __version__
 from . import _emit, _stdio, cli, read_passphrase
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ Without -i, decryption asks for a passphrase (or reads POUCH_PASSPHRASE).
 
 
 @cli.command("age", help=AGE_USAGE, no_args_is_help=False)
+@click.version_option(__version__, prog_name="pouch age")
 @click.option("-e", "--encrypt", "encrypt_", is_flag=True, help="Encrypt (the default).")
 @click.option("-d", "--decrypt", "decrypt_", is_flag=True, help="Decrypt.")
 @click.option(
@@ -180,6 +182,7 @@ recipients of the identities in INPUT.
 
 
 @cli.command("age-keygen", help=KEYGEN_USAGE)
+@click.version_option(__version__, prog_name="pouch age-keygen")
 @click.option("-o", "--output", metavar="OUTPUT", help="Write the result to OUTPUT.")
 @click.option("--pq", is_flag=True, help="Generate a post-quantum identity.")
 @click.option("-y", "convert", is_flag=True, help="Print the recipients of an identity file.")

@@ -167,19 +167,28 @@ def contacts_remove(name: str, home: str | None) -> None:
 @cli.command("fingerprint")
 @click.argument("name", required=False)
 @click.option("--no-qr", is_flag=True, help="Only the digits.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @home_option
-def fingerprint_command(name: str | None, no_qr: bool, home: str | None) -> None:
+def fingerprint_command(name: str | None, no_qr: bool, as_json: bool, home: str | None) -> None:
     """Show the safety number you share with NAME (or your own)."""
     from ..identity import safety_number
 
     h = _home(home)
     own = h.card()
     if name is None:
-        title, digits = f"{own.name} (you)  {own.fingerprint}", safety_number(own.signing_key)
+        who, fp = f"{own.name} (you)", own.fingerprint
+        title, digits = f"{who}  {fp}", safety_number(own.signing_key)
     else:
         c = h.find(name)
+        who, fp = c.name, c.fingerprint
         title = f"{own.name} and {c.name}  {c.fingerprint}"
         digits = safety_number(own.signing_key, c.card.signing_key)
+    if as_json:
+        import json
+
+        number = {"name": who, "fingerprint": fp, "safety_number": " ".join(digits)}
+        click.echo(json.dumps(number, ensure_ascii=False, indent=2))
+        return
     click.echo(title)
     for i in range(0, 12, 4):
         click.echo("    " + "  ".join(digits[i : i + 4]))

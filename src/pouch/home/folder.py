@@ -132,6 +132,8 @@ class Home:
         return Identity.from_secret_text(data.decode("utf-8", "replace"), card)
 
     def register(self) -> Register:
+        if not self.register_path.exists() and not self.card_path.exists():
+            self.card()  # says there is no identity here, and how to make one
         return Register(self.register_path)
 
     # --- what needs no secret key ------------------------------------------------
