@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import RefusedError, UsageError
 from .. import __version__
+from ..errors import RefusedError, UsageError
 from . import _emit, _stdio, cli, read_passphrase
 
 if TYPE_CHECKING:
