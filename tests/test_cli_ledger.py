@@ -262,6 +262,7 @@ def test_a_transcript_is_checked_offline_by_a_third_party(
     bundle = tmp_path / "transcript.tar"
     r = pouch("transcript", "export", "Kim Jong-un", "-o", bundle, "--decrypted", "--home", trump)
     assert r.code == 0, r.err
+    assert bundle.stat().st_mode & 0o777 == 0o600  # it discloses every letter
     cards = ["--card", tmp_path / "trump.card", "--card", tmp_path / "kim.card"]
     r = pouch("transcript", "verify", bundle, *cards, "--json")
     assert r.code == 0, r.out
@@ -273,6 +274,7 @@ def test_a_transcript_is_checked_offline_by_a_third_party(
     # Sealed, the same correspondence cannot be checked by a third party.
     sealed = tmp_path / "sealed.tar"
     assert pouch("transcript", "export", "Kim Jong-un", "-o", sealed, "--home", trump).code == 0
+    assert sealed.stat().st_mode & 0o777 == 0o644  # sealed: as any file, under umask 022
     r = pouch("transcript", "verify", sealed, *cards)
     assert r.code == 11 and "not disclosed" in r.out.decode()
     # Against someone else's card.

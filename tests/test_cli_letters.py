@@ -385,3 +385,20 @@ def test_a_letter_for_someone_else_says_so(desks: dict[str, Path], tmp_path: Pat
     assert r.code == 4 and r.err.startswith("error: this letter is not addressed to you\n")
     assert "its envelope has 2 recipients" in r.err and "yours are age1pq1" in r.err
     assert not (tmp_path / "new").exists()
+
+
+def test_what_discloses_a_letter_is_private(desks: dict[str, Path], tmp_path: Path) -> None:
+    """The parts of an opened letter are 0600; a public card is 0644, even
+    under a strict umask."""
+    letter, annex = tmp_path / "l.pouch", tmp_path / "annex.txt"
+    annex.write_text("the menu\n")
+    r = pouch("seal", "-t", "Kim", "-A", annex, "-o", letter, "--home", desks["trump"],
+              input=LETTER)  # fmt: skip
+    assert r.code == 0, r.err
+    r = pouch("open", letter, "-o", tmp_path / "in", "--home", desks["kim"])
+    assert r.code == 0, r.err
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "in").iterdir()}
+    assert len(modes) == 2 and set(modes.values()) == {0o600}, modes
+    card = tmp_path / "strict.card"
+    r = pouch("card", "-o", card, "--home", desks["kim"], preexec=lambda: os.umask(0o077))
+    assert r.code == 0 and card.stat().st_mode & 0o777 == 0o644

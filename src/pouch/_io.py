@@ -263,15 +263,17 @@ def publish(staged: StagedFile, path: Path, mode: int | None = None, replace: bo
         raise FileError(f"cannot write {path}: {e.strerror}", errno=e.errno) from None
 
 
-def publish_all(files: Sequence[tuple[StagedFile, Path]], replace: bool = False) -> None:
-    """Publish every staged file, all or none: if one cannot be named, the
-    names already given are taken back (a file that was replaced stays
-    replaced)."""
+def publish_all(
+    files: Sequence[tuple[StagedFile, Path]], replace: bool = False, mode: int | None = None
+) -> None:
+    """Publish every staged file (given mode, by default new_file_mode's),
+    all or none: if one cannot be named, the names already given are taken
+    back (a file that was replaced stays replaced)."""
     existed = {path for _, path in files if os.path.lexists(path)}
     named: list[Path] = []
     for staged, path in files:
         try:
-            publish(staged, path, replace=replace)
+            publish(staged, path, mode, replace)
         except PouchError as e:
             for done in named:
                 if done not in existed:

@@ -168,13 +168,13 @@ def _stdio(name: str | None) -> str | None:
     return None if name in (None, "-") else name
 
 
-def _emit(text: str, out_path: str | None) -> None:
+def _emit(text: str, out_path: str | None, mode: int | None = None) -> None:
     if out_path is None:
         click.echo(text, nl=False)
         return
     from .._io import atomic_output
 
-    with atomic_output(out_path) as f:
+    with atomic_output(out_path, mode) as f:
         f.write(text.encode())
 
 

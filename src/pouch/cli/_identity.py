@@ -55,7 +55,8 @@ def init_command(
 def card_command(output: str | None, home: str | None) -> None:
     """Export your public card, to hand over in person."""
     card = _home(home).card()
-    _emit(card.encode().decode() + "\n", _stdio(output))
+    # Public, and made to be handed over: readable by all (0644).
+    _emit(card.encode().decode() + "\n", _stdio(output), 0o644)
 
 
 @cli.group("contacts")

@@ -356,8 +356,10 @@ def _publish(opened: Opened, outputs: _Outputs, force: bool, completing: bool) -
             f"{', '.join(existing)} already exist(s): nothing was written",
             "choose another folder, or overwrite with --force",
         )
+    # What a letter holds is for its reader: the files are private (0600).
     publish_all(
         [(outputs.staged[i], path) for i, path in names.items() if i not in named_before],
         replace=force,
+        mode=0o600,
     )
     return {i: str(p) for i, p in names.items()}

@@ -155,7 +155,8 @@ def export_transcript(
             with open(post.home.archive(r.envelope), "rb") as f:
                 yield f
 
-    with atomic_output(output, replace=False) as dst:
+    # Decrypted, it discloses every letter: readable by its owner only.
+    with atomic_output(output, mode=0o600 if decrypted else None, replace=False) as dst:
         write(dst, [me, them], rfc3339(datetime.now(UTC)), entries, one_at_a_time())
     return len(rows)
 
