@@ -358,7 +358,29 @@ def test_paths_are_named_as_they_were_given(desks: dict[str, Path], tmp_path: Pa
     assert r.err.startswith("error: cannot make the folder nowhere/deeper/: its parent folder")
     # The letter id is checked before the recipients are looked up.
     r = pouch("seal", "-t", "Nobody", "--reply-to", "zz", body, "--home", desks["trump"])
-    assert r.code == 2 and "--reply-to takes a full letter id" in r.err, r.err
+    assert r.code == 2 and "'zz' is not a letter id" in r.err, r.err
+
+
+def test_ids_by_prefix(desks: dict[str, Path], tmp_path: Path) -> None:
+    """Any unique prefix of 8 hex digits names a letter, by its letter id or
+    its envelope id, wherever an id is taken."""
+    first, second = tmp_path / "1.pouch", tmp_path / "2.pouch"
+    for out in (first, second):
+        r = pouch("seal", "-t", "kim", "-o", out, "--home", desks["trump"], input=LETTER)
+        assert r.code == 0, r.err
+        assert pouch("open", out, "--home", desks["kim"]).code == 0
+    sent = json.loads(pouch("open", first, "--json", "--home", desks["kim"]).out)
+    letter_id, envelope = sent["letter_id"], sent["envelope_id"]
+    r = pouch("seal", "-t", "donald", "--reply-to", envelope[:8].upper(), "-o", tmp_path / "re",
+              "--home", desks["kim"], input=b"Yes.\n")  # fmt: skip
+    assert r.code == 0, r.err
+    assert pouch("open", tmp_path / "re", "--home", desks["trump"]).code == 0
+    r = pouch("thread", letter_id[:8], "--home", desks["trump"])
+    assert r.code == 0 and r.out.count(b"\n") >= 2, r.err
+    reply = json.loads(pouch("open", tmp_path / "re", "--json", "--home", desks["trump"]).out)
+    assert reply["in_reply_to"] == letter_id
+    r = pouch("thread", "0" * 7, "--home", desks["trump"])
+    assert r.code == 2 and "is not a letter id" in r.err
 
 
 def test_open_makes_its_folder(desks: dict[str, Path], tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ def _print_timeline(
 def thread_command(
     letter_id: str, as_json: bool, passphrase_file: str | None, home: str | None
 ) -> None:
-    """One thread: the letter LETTER_ID (or an 8-digit prefix), what it
+    """One thread: the letter LETTER_ID (or 8 digits of it or its envelope), what it
     answers, and every answer to it, as a tree."""
     post = _post(home, passphrase_file)
     thread = post.thread(letter_id)

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..errors import FileError, PouchError
+from .._fields import is_prefix
+from ..errors import FileError, PouchError, UsageError
 from ..letter import LetterKind
 from ..letter.order import Mark, Position
 from ._store import Store
@@ -201,6 +202,34 @@ class LedgerStore(Store):
             (envelope,),
         )
         return [_letter(r) for r in rows]
+
+    def find_letter(self, query: str) -> LetterRow:
+        """The one letter whose id, or envelope id, starts with query (at
+        least 8 hex digits, any case: SPEC.md 0). Ambiguity is an error
+        listing the candidates."""
+        q = query.lower()
+        if not is_prefix(q):
+            raise UsageError(
+                f"{query!r} is not a letter id",
+                "give a letter's or envelope's id, or at least 8 of its first hex digits",
+            )
+        rows = [
+            _letter(r)
+            for r in self._rows(
+                f"SELECT {_LETTER_COLUMNS} FROM letters WHERE substr(id, 1, ?) = ?"
+                " OR substr(envelope, 1, ?) = ? ORDER BY date, recorded, rowid",
+                (len(q), q, len(q), q),
+            )
+        ]
+        if not rows:
+            raise UsageError(f"no letter {query!r} in this register", "'pouch letters' lists them")
+        if len({r.id for r in rows}) > 1:
+            raise UsageError(
+                f"{query!r} names {len(rows)} letters",
+                *(f"{r.id[:16]}  {r.date}  {r.direction} {r.kind}" for r in rows),
+                "give more digits",
+            )
+        return rows[0]
 
     def all_letters(self) -> list[LetterRow]:
         rows = self._rows(f"SELECT {_LETTER_COLUMNS} FROM letters ORDER BY date, recorded, rowid")

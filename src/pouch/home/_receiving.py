@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple
 
-from .._fields import rfc3339
+from .._fields import is_prefix, rfc3339
 from .._io import StagedFile, crash_point, publish_all, writing
 from ..container import Container, Source, loaded
 from ..errors import (
@@ -88,6 +88,12 @@ def receive(
                 with contextlib.suppress(OSError):
                     os.rmdir(into)
             raise
+
+
+def _prefix(query: str) -> str:
+    if not is_prefix(query.lower()):
+        raise UsageError(f"{query!r} is not an id", "give an id, or at least 8 of its first digits")
+    return query.lower()
 
 
 def _make_folder(path: str | os.PathLike[str]) -> bool:
@@ -168,9 +174,10 @@ def _check_receipt(
         raise LetterError("the receipt names another signer than the one who signed it")
     if r.sender != post.me:
         raise LetterError("this receipt is for a letter someone else sent")
-    if letter_id is not None and r.letter != letter_id.lower():
+    # Either may be given as a prefix (SPEC.md 0), as every id may.
+    if letter_id is not None and not r.letter.startswith(_prefix(letter_id)):
         raise LetterError(f"a receipt for another letter: {r.letter[:16]}, not {letter_id[:16]}")
-    if envelope is not None and r.envelope != envelope.lower():
+    if envelope is not None and not r.envelope.startswith(_prefix(envelope)):
         raise LetterError(f"a receipt for another pouch: {r.envelope[:16]}, not {envelope[:16]}")
     with post.home.register() as reg:
         by_receiver = any(

@@ -79,8 +79,8 @@ def send(
     allow_unverified: bool = False,
     now: datetime | None = None,
 ) -> Sent:
-    if in_reply_to is not None and not is_hex64(in_reply_to):
-        raise UsageError("--reply-to takes a full letter id (64 hex digits)")
+    if in_reply_to is not None:
+        in_reply_to = _answered(post, in_reply_to)
     contacts = [c if isinstance(c, Contact) else post.home.find(c) for c in to]
     _check_verified(contacts, allow_unverified)
     identity = post.identity
@@ -100,6 +100,20 @@ def send(
             armor=armor, job=job, now=now, on_wait=post.on_wait, subject=subject,
             in_reply_to=in_reply_to, kem=kem, pad=pad,
         )  # fmt: skip
+
+
+def _answered(post: Post, query: str) -> str:
+    """The id of the letter query names: a letter in the register (by a
+    prefix of its id or envelope id), or any full letter id."""
+    with post.home.register() as reg:
+        if is_hex64(query.lower()) and reg.letter(query.lower()) is not None:
+            return query.lower()
+        try:
+            return reg.find_letter(query).id
+        except UsageError:
+            if is_hex64(query.lower()):
+                return query.lower()  # a letter this register never saw
+            raise
 
 
 def send_receipt(post: Post, received: Received, output: str | os.PathLike[str]) -> Sent:

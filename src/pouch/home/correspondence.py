@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from .. import container
-from .._fields import is_prefix, rfc3339
+from .._fields import rfc3339
 from .._io import atomic_output
-from ..errors import FileError, PouchError, UsageError
+from ..errors import FileError, PouchError
 from ..letter import LetterKind, disclose, new_stream_id
 from ..letter.order import first_numbers, missing_ranges
 from ._ledger_store import Direction, LetterRow, State
@@ -85,18 +85,10 @@ def ledger(post: Post, name: str | None = None) -> Ledger:
 
 
 def thread(post: Post, letter: str) -> Thread:
-    q = letter.lower()
-    if not is_prefix(q):
-        raise UsageError("a letter is named by its id, or at least 8 of its first digits")
     with post.home.register() as reg:
+        root = asked = reg.find_letter(letter)
         rows = reg.all_letters()
-        found = [r for r in rows if r.id.startswith(q)]
-        if not found:
-            raise UsageError(f"no letter {letter!r} in this register", "'pouch letters' lists them")
-        if len(found) > 1:
-            raise UsageError(f"{letter!r} names {len(found)} letters: give more digits")
         by_id = {r.id: r for r in rows}
-        root = found[0]
         seen = {root.id}
         while root.in_reply_to in by_id and root.in_reply_to not in seen:
             root = by_id[root.in_reply_to]
@@ -115,7 +107,7 @@ def thread(post: Post, letter: str) -> Thread:
 
         walk(root, 0, {root.id})
         views = _views(post, reg, [r for _, r in order], None)
-    return Thread([(depth, v) for (depth, _), v in zip(order, views, strict=True)], found[0].id)
+    return Thread([(depth, v) for (depth, _), v in zip(order, views, strict=True)], asked.id)
 
 
 def export_transcript(
