@@ -269,7 +269,8 @@ def test_a_scoped_envoy_needs_its_opening(world: dict[str, Path], tmp_path: Path
     inbox.mkdir()
     # Without the opening, a scoped credential covers nobody.
     r = pouch("open", reply, "-o", inbox, "--require-accredited", "--home", world["trump"])
-    assert r.code == 13 and "the taker is neither the sender's envoy" in r.err
+    assert r.code == 13 and "envoy under a scoped credential whose scope you were not" in r.err
+    assert "pouch credentials add CREDENTIAL --scope FILE" in r.err  # what to do
     assert list(inbox.iterdir()) == []
     # An opening that is not this credential's is refused.
     other = tmp_path / "other.credential"
@@ -551,3 +552,25 @@ def test_handing_over_a_custody_receipt_one_does_not_hold(
     assert r.code == 0, r.err
     r = pouch("handover", receipt, "--to", "Donald J. Trump", "--home", world["kim"])
     assert r.code == 10 and "you do not hold this pouch" in r.err, r.err
+
+
+def test_accept_says_what_does_not_hold(world: dict[str, Path], tmp_path: Path) -> None:
+    """Trump hands a letter to Kim Yong-chol, who does not know him: Kim
+    Yong-chol holds it now, and accepting countersigns it, but he is told
+    the chain does not verify as far as his register knows, and what to do."""
+    letter = _sealed(world, tmp_path, "trump", "Mike Pompeo", "l.pouch")
+    r = pouch("handover", letter, "--to", tmp_path / "chol.card", "--home", world["trump"])
+    assert r.code == 0, r.err
+    r = pouch("accept", letter, "--home", world["chol"])
+    assert r.code == 0, r.err
+    assert "warning: you hold it now, but its custody does not verify" in r.err
+    assert "neither a principal you know" in r.err
+    assert f"'pouch custody {letter}' shows the chain" in r.err
+    # Once he knows Trump's card, the same journey is accepted without a word.
+    r = pouch("contacts", "add", tmp_path / "trump.card", "--verified", "--home", world["chol"])
+    assert r.code == 0, r.err
+    again = _sealed(world, tmp_path, "trump", "Mike Pompeo", "again.pouch")
+    r = pouch("handover", again, "--to", tmp_path / "chol.card", "--home", world["trump"])
+    assert r.code == 0, r.err
+    r = pouch("accept", again, "--home", world["chol"])
+    assert r.code == 0 and "warning" not in r.err, r.err

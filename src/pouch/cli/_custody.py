@@ -262,6 +262,13 @@ def accept_command(
     click.echo(f"  chain head  {done.head}  (kept in your register)")
     if done.receipt is not None:
         click.echo(f"  custody receipt  {receipt_out}  (hand it to the courier, or the sender)")
+    if done.problems:
+        click.echo("warning: you hold it now, but its custody does not verify as far as your "
+                   "register knows:", err=True)  # fmt: skip
+        for problem in done.problems:
+            click.echo(f"  ! {problem}", err=True)
+        click.echo(f"hint: 'pouch custody {file}' shows the chain; credentials given to you "
+                   "go in with 'pouch credentials add FILE'", err=True)  # fmt: skip
 
 
 @cli.command("custody")

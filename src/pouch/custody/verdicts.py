@@ -182,11 +182,29 @@ def recipient_flags(
         )
     for link in links:
         h, a = link.handover, link.acceptance
-        if not holder_ok(h.taker, [h.time] + ([a.time] if a else [])):
-            flags.append(
-                f"handover {h.seq}: the taker is neither the sender's envoy for letters to you "
-                "(its scope, if any, checked) nor you nor your receiver"
-            )
+        times = [h.time] + ([a.time] if a else [])
+        if not holder_ok(h.taker, times):
+            scoped = [
+                c
+                for c in valid.find(h.taker, times)
+                if c.role == "envoy" and c.principal == sender and c.scope is not None
+            ]
+            if scoped and all(scopes.get(c.id) is None for c in scoped):
+                flags.append(
+                    f"handover {h.seq}: the taker is the sender's envoy under a scoped "
+                    "credential whose scope you were not given; add the .scope file the sender "
+                    "gave with it: pouch credentials add CREDENTIAL --scope FILE"
+                )
+            elif scoped:
+                flags.append(
+                    f"handover {h.seq}: the taker is the sender's envoy, but its credential's "
+                    "scope does not cover letters to you"
+                )
+            else:
+                flags.append(
+                    f"handover {h.seq}: the taker is neither the sender's envoy for letters to "
+                    "you nor you nor your receiver"
+                )
     last = links[-1]
     if last.acceptance is None:
         flags.append(f"handover {last.handover.seq} was never accepted")

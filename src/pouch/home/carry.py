@@ -267,6 +267,10 @@ class Accepted(NamedTuple):
     envelope: str
     head: str  # the chain head, kept in the register
     receipt: str | os.PathLike[str] | None  # where the custody receipt was written
+    # What does not hold of the chain, as far as this register knows (an
+    # envoy nobody accredited...): accepting countersigns it all the same,
+    # since the pouch is in the taker's hands, but the taker is told.
+    problems: tuple[str, ...] = ()
 
 
 def _now() -> datetime:
@@ -371,6 +375,9 @@ def _accept(
     c.append(record(acceptance))
     with post.home.register() as reg:
         reg.accepted_head(envelope, acceptance.hash, last.handover.seq, rfc3339(_now()))
+        credentials = [x for x, _ in reg.credentials()]
+        verdict = judge(envelope, read_trailer(c), principals(reg, me), credentials,
+                        reg.revocation)  # fmt: skip
     if receipt is not None:
         # Every record of the trailer as it was checked, the new
         # acceptance last: the whole chain and its credentials,
@@ -378,7 +385,8 @@ def _accept(
         records.append(record(acceptance))
         with atomic_output(receipt, replace=False) as f:
             f.write(custody_receipt(envelope, records))
-    return Accepted(last.handover.seq, envelope, acceptance.hash, receipt)
+    return Accepted(last.handover.seq, envelope, acceptance.hash, receipt,
+                    (*verdict.problems, *verdict.flags))  # fmt: skip
 
 
 def answer(post: Post, source: Source, challenge: str) -> str:
