@@ -241,3 +241,24 @@ def test_your_own_letter_is_yours(pair: tuple[Path, Path], tmp_path: Path) -> No
     assert r.code == 0, r.err
     assert "From:        Donald Trump (you)" in r.err and "WARNING" not in r.err
     assert "unknown sender" not in r.err
+
+
+def test_long_work_shows_a_progress_bar_at_a_terminal_only(tmp_path: Path) -> None:
+    """A sparse GiB costs no disk; encrypting it to /dev/null takes seconds
+    (one core: the output is not a regular file)."""
+    key = tmp_path / "key.txt"
+    assert pouch("age-keygen", "-o", key).code == 0
+    recipient = next(w for w in key.read_text().split() if w.startswith("age1"))
+    big = tmp_path / "big"
+    with open(big, "wb") as f:
+        f.truncate(1 << 30)
+    t = Terminal("age", "-r", recipient, "-o", "/dev/null", big)
+    t.expect(r"Encrypting.*/1\.1 GB", timeout=60)
+    assert t.wait() == 0, t.text
+    # Piped, the same work draws nothing; a small job draws nothing anywhere.
+    r = pouch("age", "-r", recipient, "-o", "/dev/null", big)
+    assert (r.code, r.err) == (0, "")
+    small = tmp_path / "small"
+    small.write_bytes(b"x" * 1000)
+    t = Terminal("age", "-r", recipient, "-o", "/dev/null", small)
+    assert t.wait() == 0 and "Encrypting" not in t.text

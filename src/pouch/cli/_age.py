@@ -11,6 +11,7 @@ import click
 from .. import __version__
 from ..errors import RefusedError, UsageError
 from . import _emit, _stdio, cli, read_passphrase
+from ._progress import progress, size_of
 
 if TYPE_CHECKING:
     from ..age import Identity, Recipient
@@ -146,7 +147,8 @@ def _age_encrypt(
         if path == "-":
             raise UsageError("reading recipients from standard input is not supported")
         recipients += keys.read_recipients_file(path)
-    age.encrypt_file(in_path, out_path, recipients, armor=armor, jobs=jobs)
+    with progress("Encrypting", size_of(in_path)):
+        age.encrypt_file(in_path, out_path, recipients, armor=armor, jobs=jobs)
 
 
 def _age_decrypt(
@@ -160,10 +162,21 @@ def _age_decrypt(
         if path == "-":
             raise UsageError("reading identities from standard input is not supported")
         identities += keys.read_identities_file(path, read_passphrase)
+    asking = False
+
+    def passphrase() -> bytes:
+        nonlocal asking
+        asking = True  # no bar over the prompt
+        try:
+            return read_passphrase("Enter passphrase")
+        finally:
+            asking = False
+
     if not identities:
         # Asked for only if the file turns out to be passphrase-encrypted.
-        identities.append(age.ScryptIdentity(lambda: read_passphrase("Enter passphrase")))
-    age.decrypt_file(in_path, out_path, identities, jobs=jobs)
+        identities.append(age.ScryptIdentity(passphrase))
+    with progress("Decrypting", size_of(in_path), ready=lambda: not asking):
+        age.decrypt_file(in_path, out_path, identities, jobs=jobs)
 
 
 # --- pouch age-keygen -----------------------------------------------------------

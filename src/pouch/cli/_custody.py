@@ -24,6 +24,7 @@ from . import (
     home_option,
     passphrase_file_option,
 )
+from ._progress import progress, size_of
 
 if TYPE_CHECKING:
     from ..container import Container
@@ -257,7 +258,10 @@ def accept_command(
 
     if receipt_out == "-":
         raise UsageError("a custody receipt goes into a file: give its name")
-    done = _post(home, passphrase_file).accept(file, place, receipt_out)
+    post = _post(home, passphrase_file)
+    # Accepting re-hashes the ciphertext: a large pouch takes a while.
+    with progress("Accepting", size_of(file), ready=lambda: post.unlocked):
+        done = post.accept(file, place, receipt_out)
     click.echo(f"Accepted handover {done.seq} of {container.short_id(done.envelope)}")
     click.echo(f"  chain head  {done.head}  (kept in your register)")
     if done.receipt is not None:

@@ -15,6 +15,7 @@ import click
 
 from ..errors import RefusedError, UsageError
 from . import _home, _names, _post, _stdio, cli, home_option, passphrase_file_option, shown
+from ._progress import progress, size_of
 
 if TYPE_CHECKING:
     from ..home import Contact, CustodyReport, Received
@@ -81,12 +82,14 @@ def seal_command(
         source = io.BufferedReader(_Typed())
     else:
         source = sys.stdin.buffer
-    sent = post.send(
-        to, source,
-        sys.stdout.buffer if out is None else out, attachments=attachments,
-        subject=subject, in_reply_to=reply_to, kem=kem, pad=pad, armor=armor,
-        allow_unverified=allow_unverified, now=now,
-    )  # fmt: skip
+    total = size_of(body, *attachments)
+    with progress("Sealing", total, ready=lambda: post.unlocked):
+        sent = post.send(
+            to, source,
+            sys.stdout.buffer if out is None else out, attachments=attachments,
+            subject=subject, in_reply_to=reply_to, kem=kem, pad=pad, armor=armor,
+            allow_unverified=allow_unverified, now=now,
+        )  # fmt: skip
     where = "standard output" if out is None else out
     if sent.completed:
         click.echo(f"Already sealed by this command ({sent.date}); written out", err=True)
@@ -178,8 +181,9 @@ def open_command(
     if stream and (directory or as_json):
         raise UsageError("--stream writes the body to stdout: it can't be used with -o or --json")
     post = _post(home, passphrase_file)
-    received = post.receive(file, directory, stream=sys.stdout.buffer if stream else None,
-                            force=force, require_accredited=require_accredited)  # fmt: skip
+    with progress("Opening", size_of(file), not as_json, ready=lambda: post.unlocked):
+        received = post.receive(file, directory, stream=sys.stdout.buffer if stream else None,
+                                force=force, require_accredited=require_accredited)  # fmt: skip
     if receipt is not None:
         # Only now: the final segment verified and the parts are published.
         sent = post.send_receipt(received, receipt)

@@ -82,6 +82,12 @@ class Post:
         return self._identity
 
     @property
+    def unlocked(self) -> bool:
+        """Whether the secret keys were unlocked (the passphrase, if any,
+        given): a progress display waits for it, not to draw over a prompt."""
+        return self._identity is not None
+
+    @property
     def me(self) -> str:
         """This home's fingerprint."""
         return self.card.fingerprint

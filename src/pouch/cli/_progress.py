@@ -1,0 +1,119 @@
+"""Progress bars for long work, drawn on stderr at a terminal.
+
+The library reports nothing while it works (its workers are processes of
+their own); the bar watches instead what the kernel counts: the bytes this
+process and its worker processes have read (/proc/PID/io, rchar). Sealing,
+opening, accepting and `pouch age` each read their input once, so those
+bytes against the input's size are the work done.
+
+A bar appears only when stderr is a terminal and the work outlasts
+AFTER seconds (a small job shows nothing), never with --json; it is drawn
+by a thread and removed when the work ends, whatever the outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+AFTER = 1.0  # seconds of work before a bar is drawn
+EVERY = 0.1  # seconds between redraws
+
+
+@contextmanager
+def progress(
+    what: str,
+    total: int | None,
+    shown: bool = True,
+    ready: Callable[[], bool] = lambda: True,
+) -> Iterator[None]:
+    """A bar named what, for work reading about total bytes (None: unknown,
+    no bar), if shown and stderr is a terminal. Nothing is drawn, and no
+    time counted, until ready() (a passphrase prompt is never drawn over)."""
+    if not shown or not total or not sys.stderr.isatty() or not os.path.isdir("/proc/self/task"):
+        yield
+        return
+    done = threading.Event()
+    bar = threading.Thread(target=_draw, args=(what, total, done, ready), daemon=True)
+    bar.start()
+    try:
+        yield
+    finally:
+        done.set()
+        bar.join()
+
+
+def _draw(what: str, total: int, done: threading.Event, ready: Callable[[], bool]) -> None:
+    reads, waited = _Reads(), 0.0
+    while waited < AFTER:  # ready, and still working, for AFTER seconds on end
+        if done.wait(EVERY):
+            return
+        waited = waited + EVERY if ready() else 0.0
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        while not done.wait(EVERY):
+            bar.update(task, completed=min(total, reads.since_start()))
+
+
+class _Reads:
+    """Bytes read by this process and its children since it was made. A
+    worker that exited keeps the count it was last seen with."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, int] = {}
+        self._start = _rchar(os.getpid()) or 0
+
+    def since_start(self) -> int:
+        for pid in [os.getpid(), *_children()]:
+            count = _rchar(pid)
+            if count is not None:
+                self._seen[pid] = count
+        me = os.getpid()
+        return sum(v for p, v in self._seen.items() if p != me) + self._seen[me] - self._start
+
+
+def _rchar(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/io", "rb") as f:
+            for line in f:
+                if line.startswith(b"rchar:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _children() -> list[int]:
+    pids = []
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children", "rb") as f:
+                pids += [int(p) for p in f.read().split()]
+    except (OSError, ValueError):
+        pass
+    return pids
+
+
+def size_of(*paths: str | None) -> int | None:
+    """The bytes in the regular files among paths (None if none is one): the
+    work ahead of a command that reads them."""
+    total = 0
+    for path in paths:
+        if path is None or path == "-":
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            total += st.st_size
+    return total or None
