@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test lint bench fuzz soak age-cli qr-tools bytecode clean
+.PHONY: demo test lint bench fuzz soak age-cli qr-tools bytecode man clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,18 @@ qr-tools:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq qrencode zbar-tools >/dev/null; }
 
-demo: $(VENV)/.installed age-cli
+demo: $(VENV)/.installed age-cli man
 	$(BIN)/python demo/demo.py
+
+# pouch(1), written from the commands: into the virtualenv, and where man
+# looks (/usr/local/share/man) when this user may write there.
+MANPAGE := $(VENV)/share/man/man1/pouch.1
+man: $(VENV)/.installed
+	@$(BIN)/python tools/manpage.py $(MANPAGE)
+	@if mkdir -p /usr/local/share/man/man1 2>/dev/null && \
+		cp $(MANPAGE) /usr/local/share/man/man1/pouch.1 2>/dev/null; then \
+		echo "installed pouch(1): man pouch"; \
+	else echo "pouch(1) is in $(MANPAGE): man -l $(MANPAGE)"; fi
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench fuzz demo tools

@@ -332,3 +332,14 @@ def test_conveniences(homes: dict[str, Path], tmp_path: Path) -> None:
     # A home with no identity says so, whatever the command.
     r = pouch("contacts", "list", "--home", tmp_path / "nowhere")
     assert r.code == 9 and "no pouch identity in" in r.err and "Errno" not in r.err
+
+
+def test_shell_completion_knows_contact_names(homes: dict[str, Path], tmp_path: Path) -> None:
+    kim = homes["kim"]
+    assert pouch("contacts", "add", tmp_path / "trump.card", "--home", kim).code == 0
+    env = {"_POUCH_COMPLETE": "bash_complete", "COMP_WORDS": "pouch seal -t do", "COMP_CWORD": "3",
+           "POUCH_HOME": str(kim)}  # fmt: skip
+    r = pouch(env=env)
+    assert r.code == 0 and r.out.decode().splitlines() == ["plain,Donald J. Trump"]
+    env["COMP_WORDS"] = "pouch seal -t zz"
+    assert pouch(env=env).out.strip() == b""

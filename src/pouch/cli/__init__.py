@@ -26,6 +26,8 @@ from .. import __version__
 from ..errors import FileError, PouchError, UsageError
 
 if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
     from ..home import Contact, Home, Post
     from ..identity import Card, Identity
 
@@ -196,6 +198,26 @@ passphrase_file_option = click.option(
     metavar="FILE",
     help="Read the passphrase from FILE's first line (else POUCH_PASSPHRASE, else a prompt).",
 )
+
+
+def complete_contact(
+    ctx: click.Context, param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of a contact's name (README: Shell completion): the
+    names in the home given so far on the command line, else the default
+    one, that start with what was typed, in any case."""
+    from click.shell_completion import CompletionItem
+
+    try:
+        contacts = _home(ctx.params.get("home") or os.environ.get("POUCH_HOME")).contacts()
+    except Exception:  # completing must never print an error into the shell
+        return []
+    typed = incomplete.casefold()
+    return [
+        CompletionItem(c.name, help=c.fingerprint[:16])
+        for c in contacts
+        if c.name.casefold().startswith(typed)
+    ]
 
 
 def _home(path: str | None) -> Home:

@@ -12,6 +12,7 @@ from . import (
     _stdio,
     _unlock,
     cli,
+    complete_contact,
     home_option,
     passphrase_file_option,
     read_passphrase,
@@ -123,7 +124,7 @@ def contacts_list(as_json: bool, home: str | None) -> None:
 
 
 @contacts_group.command("verify")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_contact)
 @click.option("--yes", is_flag=True, help="Do not ask: the numbers were compared.")
 @home_option
 def contacts_verify(name: str, yes: bool, home: str | None) -> None:
@@ -144,7 +145,7 @@ def contacts_verify(name: str, yes: bool, home: str | None) -> None:
 
 
 @contacts_group.command("rename")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_contact)
 @click.argument("new_name")
 @home_option
 def contacts_rename(name: str, new_name: str, home: str | None) -> None:
@@ -155,7 +156,7 @@ def contacts_rename(name: str, new_name: str, home: str | None) -> None:
 
 
 @contacts_group.command("remove")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_contact)
 @home_option
 def contacts_remove(name: str, home: str | None) -> None:
     """Forget the contact NAME (the letters you exchanged stay in the register)."""
@@ -166,7 +167,7 @@ def contacts_remove(name: str, home: str | None) -> None:
 
 
 @cli.command("fingerprint")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_contact)
 @click.option("--no-qr", is_flag=True, help="Only the digits.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @home_option

@@ -9,7 +9,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from . import _home, _post, _read_card, cli, home_option, passphrase_file_option, shown
+from . import (
+    _home,
+    _post,
+    _read_card,
+    cli,
+    complete_contact,
+    home_option,
+    passphrase_file_option,
+    shown,
+)
 
 if TYPE_CHECKING:
     from ..home import Home, LetterView
@@ -43,7 +52,7 @@ def _fingerprint_names(home: Home) -> dict[str, str]:
 
 
 @cli.command("letters")
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_contact)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @passphrase_file_option
 @home_option
@@ -168,7 +177,7 @@ def transcript_group() -> None:
 
 
 @transcript_group.command("export")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_contact)
 @click.option("-o", "--output", metavar="FILE", required=True, help="Write the transcript to FILE.")
 @click.option(
     "--decrypted",

@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import click
 
 from ..errors import RefusedError, UsageError
-from . import _home, _names, _post, _stdio, cli, home_option, passphrase_file_option, shown
+from . import (
+    _home,
+    _names,
+    _post,
+    _stdio,
+    cli,
+    complete_contact,
+    home_option,
+    passphrase_file_option,
+    shown,
+)
 from ._progress import progress, size_of
 
 if TYPE_CHECKING:
@@ -30,6 +40,7 @@ if TYPE_CHECKING:
     multiple=True,
     required=True,
     metavar="NAME",
+    shell_complete=complete_contact,
     help="A recipient: a contact's name or fingerprint prefix (repeatable).",
 )
 @click.option("--subject", default="", help="The subject line (signed, and secret).")
