@@ -574,3 +574,25 @@ def test_accept_says_what_does_not_hold(world: dict[str, Path], tmp_path: Path) 
     assert r.code == 0, r.err
     r = pouch("accept", again, "--home", world["chol"])
     assert r.code == 0 and "warning" not in r.err, r.err
+
+
+def test_a_guard_with_cards_and_no_identity(world: dict[str, Path], tmp_path: Path) -> None:
+    """A guard at a door is given Kim's and Trump's cards, and nothing else:
+    no identity, no register. The envoy's credential travels in the pouch."""
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
+    assert pouch("accredit", "Kim Yong-chol", "--role", "envoy", "--home", world["kim"]).code == 0
+    r = pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"])
+    assert r.code == 0, r.err
+    assert pouch("accept", reply, "--home", world["chol"]).code == 0
+    door = tmp_path / "no-home"
+    cards = ["--card", tmp_path / "kim.card", "--card", tmp_path / "trump.card"]
+    r = pouch("custody", reply, *cards, "--home", door)
+    assert r.code == 0, r.out.decode() + r.err
+    assert b"Kim Jong-un -> Kim Yong-chol" in r.out and b"Custody verifies" in r.out
+    assert not door.exists()
+    # Without Kim's card, the first giver is nobody the guard knows.
+    r = pouch("custody", reply, "--card", tmp_path / "trump.card", "--home", door)
+    assert r.code == 13 and b"neither a principal you know" in r.out
+    # Without any card, an empty home says what to do, as before.
+    r = pouch("custody", reply, "--home", door)
+    assert r.code == 9 and "no pouch identity" in r.err and "--card FILE" in r.err

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..errors import UsageError
+from ..errors import FileError, UsageError
 from . import (
     _emit,
     _home,
@@ -284,9 +284,22 @@ def accept_command(
     help="Also challenge the presenter to prove they hold the holder's key (the last taker "
     "who accepted).",
 )
+@click.option(
+    "--card",
+    "card_files",
+    multiple=True,
+    metavar="FILE",
+    help="A principal's card to check against (repeatable): a guard needs no identity.",
+)
 @home_option
-def custody_command(file: str, as_json: bool, challenge: bool, home: str | None) -> None:
+def custody_command(
+    file: str, as_json: bool, challenge: bool, card_files: tuple[str, ...], home: str | None
+) -> None:
     """Show and verify the chain of custody of FILE, without decrypting it.
+
+    It checks against your contacts and credentials, and the cards given
+    with --card; a guard at a door checks with the cards it was given
+    alone, with no identity of its own.
 
     With --challenge, a fresh challenge is printed; the presenter answers it
     with 'pouch answer FILE CHALLENGE', and the answer is read from stdin.
@@ -295,10 +308,21 @@ def custody_command(file: str, as_json: bool, challenge: bool, home: str | None)
     from ..errors import CustodyError
     from ..home import check_custody
 
-    h = _home(home)
+    cards = [_read_card(path) for path in card_files]
+    h: Home | None = _home(home)
+    if h is not None and not h.card_path.exists():
+        if not cards:
+            raise FileError(
+                f"no pouch identity in {h.path}",
+                "create one with 'pouch init --name NAME'",
+                "or, as a guard, check with the principals' cards: --card FILE...",
+            )
+        h = None  # a guard: the cards alone
     with container.load(file) as c:
-        checked = check_custody(h, c)
-    shown = _shown(_names(h), checked.credentials)
+        checked = check_custody(h, c, cards)
+    names = _names(h) if h is not None else {}
+    names.update({card.signing_key: card.name for card in cards})
+    shown = _shown(names, checked.credentials)
     problems = list(checked.report.problems)
     flags = list(checked.flags)
     if as_json:

@@ -135,22 +135,31 @@ class Guarded(NamedTuple):
         return self.report.verified and not self.flags
 
 
-def check_custody(home: Home, c: Container) -> Guarded:
+def check_custody(home: Home | None, c: Container, cards: Sequence[Card] = ()) -> Guarded:
     """What a guard at the door can check without decrypting: the chain,
     signed by both parties at every link; its first giver a principal this
-    home knows or an envoy one accredited; every holder accredited (not
-    revoked as far as this register knows); the ciphertext hashing to the
-    envelope the handovers name; and no chain cut back past where this home
-    accepted it."""
-    own = home.card().signing_key
+    home knows (or one of cards) or an envoy one accredited; every holder
+    accredited (not revoked as far as this register knows); the ciphertext
+    hashing to the envelope the handovers name; and no chain cut back past
+    where this home accepted it.
+
+    A guard needs no identity of its own: with home None, the principals
+    are cards alone, and the credentials those the pouch carries."""
+    given = {card.signing_key for card in cards}
     trailer = read_trailer(c)
     # A custody receipt holds no ciphertext to hash: the envelope it names.
     actual = c.detached or c.envelope_id()
     named = trailer.envelope or actual
-    with home.register() as reg:
-        credentials = [x for x, _ in reg.credentials()]
-        verdict = judge(named, trailer, principals(reg, own), credentials, reg.revocation)
-        kept = reg.custody_head(named)
+    if home is None:
+        verdict, kept = judge(named, trailer, given), None
+        credentials: list[Credential] = []
+    else:
+        own = home.card().signing_key
+        with home.register() as reg:
+            credentials = [x for x, _ in reg.credentials()]
+            verdict = judge(named, trailer, principals(reg, own) | given, credentials,
+                            reg.revocation)  # fmt: skip
+            kept = reg.custody_head(named)
     problems = list(verdict.problems)
     if named != actual:
         problems.insert(
