@@ -113,7 +113,10 @@ def test_pages_shuffled_duplicated_and_in_several_files(tmp_path: Path, printed:
 def test_one_page_of_four_missing(tmp_path: Path, printed: Printed) -> None:
     _scan_ok(tmp_path / "a.pouch", printed.pages[0], printed.pages[1], printed.pages[3])
     err = _scan_fails(tmp_path / "b.pouch", printed.pages[0], printed.pages[3])
-    assert "error: need 7 more codes of letter e9b3b901…; have 24 of 48" in err
+    assert (
+        "error: pages 2 and 3 of 4 of letter e9b3b901… never seen: need 7 more codes "
+        "(24 of 48 read)" in err
+    )
 
 
 @pytest.mark.parametrize(
@@ -144,7 +147,8 @@ def test_damage_beyond_the_budget_says_what_is_missing(tmp_path: Path, printed: 
         for i, page in enumerate(printed.images)
     ]
     err = _scan_fails(tmp_path / "out.pouch", *torn)
-    assert "more codes of letter e9b3b901…; have" in err and "of 48" in err
+    assert "every page of letter e9b3b901… was seen, but codes were lost" in err
+    assert "more codes (" in err and "of 48 read)" in err
 
 
 def test_phone_density_from_simulated_photographs(tmp_path: Path, printed: Printed) -> None:
@@ -483,3 +487,23 @@ def test_scan_does_not_overwrite(tmp_path: Path, printed: Printed) -> None:
     out.write_bytes(b"mine")
     r = pouch("scan", printed.pdf, "-o", out)
     assert r.code == 10 and "already exists" in r.err and out.read_bytes() == b"mine"
+
+
+def test_the_pages_name_the_envelope(tmp_path: Path) -> None:
+    """The page, and what print says, name the pouch by its envelope id, as
+    every other command does."""
+    import json
+
+    import pypdfium2 as pdfium
+
+    envelope = json.loads(pouch("inspect", LETTER, "--json").out)["envelope_id"]
+    r = pouch("print", LETTER, "-o", tmp_path / "l.pdf")
+    assert r.code == 0, r.err
+    assert r.out.decode().startswith(f"Printed {LETTER} to {tmp_path / 'l.pdf'}: envelope "
+                                     f"{envelope[:12]}, 4 pages of A4, 48 codes")  # fmt: skip
+    doc = pdfium.PdfDocument(tmp_path / "l.pdf")
+    try:
+        text = doc[1].get_textpage().get_text_range()
+    finally:
+        doc.close()
+    assert f"sealed letter, envelope {envelope[:12]}" in text and "page 2 of 4" in text

@@ -96,7 +96,12 @@ def test_too_few_codes_say_how_many_more() -> None:
     letter = _letter(cut[:24])
     with pytest.raises(PaperError) as e:
         codes.reassemble(letter)
-    assert e.value.message == "need 7 more codes of letter e9b3b901…; have 24 of 48"
+    assert e.value.message == (
+        "pages 3 and 4 of 4 of letter e9b3b901… never seen: need 7 more codes (24 of 48 read)"
+    )
+    # A density the counts do not tell apart is named by codes alone.
+    letter.k, letter.m = 40, 60  # 54 codes at least: 5 pages of 12, or 3 of 20
+    assert letter.status() == "need 16 more codes of letter e9b3b901…; have 24 of 60"
 
 
 def test_a_container_too_large_for_paper_is_refused() -> None:

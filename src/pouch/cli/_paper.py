@@ -32,13 +32,15 @@ def print_command(file: str, output: str, density: str, png_dir: str | None) -> 
     pouch still comes back whole with `pouch scan`. The PDF is read back
     before it is written.
     """
+    from ..container import short_id
     from ..paper import print_file
 
     printed = print_file(file, Path(output), density, Path(png_dir) if png_dir else None)
     n = len(printed.pages)
     click.echo(
-        f"Printed {file} to {output}: {n} page{'s' if n != 1 else ''} of A4, "
-        f"{printed.codes} codes of letter {printed.letter}, any {printed.needed} of which suffice."
+        f"Printed {file} to {output}: envelope {short_id(printed.envelope)}, {n} "
+        f"page{'s' if n != 1 else ''} of A4, {printed.codes} codes, any {printed.needed} of "
+        "which suffice."
     )
     if png_dir is not None:
         click.echo(f"Wrote {n} PNG page{'s' if n != 1 else ''} (300 dpi) to {png_dir}.")

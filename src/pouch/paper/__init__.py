@@ -51,6 +51,7 @@ class Printed:
     codes: int  # m: codes printed
     needed: int  # k: codes that suffice
     letter: str  # how scan names these codes (digest prefix)
+    envelope: str  # the envelope id, which the pages name
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def print_pages(container: bytes, envelope: str, density: str = "phone") -> Prin
     letter = collection.letters.get(codes[0][_codes.HEAD_PREFIX])
     if letter is None or len(letter.shares) != len(codes) or _codes.reassemble(letter) != container:
         raise PaperError("the printed pages do not read back as the pouch; nothing was written")
-    return Printed(pdf, pages, letter.m, letter.k, _codes.short(letter.prefix))
+    return Printed(pdf, pages, letter.m, letter.k, _codes.short(letter.prefix), envelope)
 
 
 def scan(

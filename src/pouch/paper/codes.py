@@ -165,10 +165,40 @@ class Letter:
         have = len(self.shares)
         if self.complete:
             return f"letter {short(self.prefix)}: {have} of {self.m} codes, enough"
+        need = f"need {self.k - have} more code{'s' if self.k - have != 1 else ''}"
+        per_page = self.per_page()
+        if per_page is None:
+            return f"{need} of letter {short(self.prefix)}; have {have} of {self.m}"
+        pages = -(-self.m // per_page)
+        unseen = [
+            p + 1
+            for p in range(pages)
+            if not any(p * per_page <= i < (p + 1) * per_page for i in self.shares)
+        ]
+        if not unseen:
+            return (
+                f"every page of letter {short(self.prefix)} was seen, but codes were lost on "
+                f"them: {need} ({have} of {self.m} read)"
+            )
+        which = ", ".join(map(str, unseen[:-1])) + (" and " if len(unseen) > 1 else "")
         return (
-            f"need {self.k - have} more code{'s' if self.k - have != 1 else ''} "
-            f"of letter {short(self.prefix)}; have {have} of {self.m}"
+            f"page{'s' if len(unseen) > 1 else ''} {which}{unseen[-1]} of {pages} of letter "
+            f"{short(self.prefix)} never seen: {need} ({have} of {self.m} read)"
         )
+
+    def per_page(self) -> int | None:
+        """How many codes a page of this letter held: m is k's codes rounded
+        up to whole pages of its density (encode), which, in all but a few
+        cases, says which density it was. None when it does not say."""
+        from .layout import DENSITIES
+
+        at_least = -(-4 * self.k // 3)
+        fits = {
+            d.per_page
+            for d in DENSITIES.values()
+            if self.m == min(MAX_CODES, -(-at_least // d.per_page) * d.per_page)
+        }
+        return fits.pop() if len(fits) == 1 else None
 
 
 @dataclass
