@@ -196,21 +196,28 @@ def test_a_guard_challenges_the_presenter(world: dict[str, Path], tmp_path: Path
     assert pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
     assert pouch("accept", reply, "--home", world["chol"]).code == 0
 
-    def at_the_door(presenter: str) -> subprocess.CompletedProcess[str]:
+    def at_the_door(presenter: str, aloud: bool = False) -> subprocess.CompletedProcess[str]:
         guard = subprocess.Popen(
             [POUCH_BIN, "custody", str(reply), "--challenge", "--home", str(world["guard"])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        assert guard.stdout is not None and guard.stdin is not None
+        assert guard.stdout is not None and guard.stdin is not None and guard.stderr is not None
         line = ""
         while not line.startswith("challenge: "):
             line = guard.stdout.readline()
-        challenge = line.split()[1]
-        answered = pouch("answer", reply, challenge, "--home", world[presenter])
+        challenge = [line.split()[1]]
+        if aloud:  # the 25 digits the guard reads out, typed by the presenter
+            while "read aloud:" not in line:
+                line = guard.stderr.readline()
+            challenge = line.split("read aloud:")[1].split()
+            assert len(challenge) == 5
+        answered = pouch("answer", reply, *challenge, "--home", world[presenter])
         out, err = guard.communicate(answered.out.decode() + "\n", timeout=60)
         return subprocess.CompletedProcess(guard.args, guard.returncode, out, err)
 
     ok = at_the_door("chol")
+    assert ok.returncode == 0 and "holds the key of" in ok.stderr
+    ok = at_the_door("chol", aloud=True)
     assert ok.returncode == 0 and "holds the key of" in ok.stderr
     impostor = at_the_door("pompeo")  # has a copy of the file, not the key
     assert impostor.returncode == 13 and "does not prove possession" in impostor.stderr
@@ -596,3 +603,17 @@ def test_a_guard_with_cards_and_no_identity(world: dict[str, Path], tmp_path: Pa
     # Without any card, an empty home says what to do, as before.
     r = pouch("custody", reply, "--home", door)
     assert r.code == 9 and "no pouch identity" in r.err and "--card FILE" in r.err
+
+
+def test_at_a_terminal_the_answer_is_also_a_qr_code(world: dict[str, Path], tmp_path: Path) -> None:
+    from .terminal import Terminal
+
+    reply = _sealed(world, tmp_path, "kim", "Donald J. Trump", "reply.pouch")
+    assert pouch("handover", reply, "--to", "Kim Yong-chol", "--home", world["kim"]).code == 0
+    assert pouch("accept", reply, "--home", world["chol"]).code == 0
+    t = Terminal("answer", reply, "10821 93716 00213 55821 91102", "--home", world["chol"])
+    assert t.wait() == 0, t.text
+    assert "pouch-answer-" in t.text and "▀" in t.text
+    piped = pouch("answer", reply, "10821", "93716", "00213", "55821", "91102",
+                  "--home", world["chol"])  # fmt: skip
+    assert piped.code == 0 and piped.out.startswith(b"pouch-answer-") and "▀" not in piped.err

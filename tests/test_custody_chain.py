@@ -127,3 +127,27 @@ def test_a_receipt_body_is_checked_field_by_field() -> None:
         end = data.index(b",", start)
         with pytest.raises(LetterError):
             Receipt.decode(data[:start] + change + data[end:])
+
+
+def test_a_challenge_read_aloud() -> None:
+    """The guard reads 25 digits aloud; the holder's answer to them checks
+    against the written challenge too. A misheard digit, or another
+    holder, does not answer."""
+    from pouch.custody import answer, challenge_of, check_answer, new_spoken_challenge
+
+    from .conftest import det_rand
+
+    chain = build_chain(ENVELOPE, journey())
+    spoken, written = new_spoken_challenge(det_rand(b"door"))
+    groups = spoken.split()
+    assert len(groups) == 5 and all(len(g) == 5 and g.isdigit() for g in groups)
+    assert challenge_of(spoken) == challenge_of("-".join(groups)) == written
+    reply = answer(POMPEO, "".join(groups), chain)
+    assert check_answer(written, reply, chain) and check_answer(spoken, reply, chain)
+    misheard = spoken[:-1] + str((int(spoken[-1]) + 1) % 10)
+    assert not check_answer(misheard, reply, chain)
+    with pytest.raises(StatementError):
+        answer(CHOL, spoken, chain)  # not the holder
+    for bad in ("1234", "9" * 25, "pouch-challenge-zz"):
+        with pytest.raises(StatementError):
+            challenge_of(bad)

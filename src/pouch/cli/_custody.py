@@ -401,9 +401,9 @@ def _show_link(link: CustodyLink, names: dict[bytes, str]) -> None:
 
 def _challenge(chain: Chain, names: dict[bytes, str], quiet: bool) -> bool:
     """Ask the presenter to sign a fresh challenge with the holder's key."""
-    from ..custody import check_answer, new_challenge
+    from ..custody import check_answer, new_spoken_challenge
 
-    fresh = new_challenge()
+    spoken, fresh = new_spoken_challenge()
     if chain.holder is None:
         holder = "nobody"
     else:
@@ -416,8 +416,10 @@ def _challenge(chain: Chain, names: dict[bytes, str], quiet: bool) -> bool:
             err=True,
         )
     click.echo(f"challenge: {fresh}", err=quiet)
-    click.echo(f"  the presenter ({holder}, they say) runs: pouch answer FILE {fresh}", err=True)
-    click.echo("answer: ", nl=False, err=True)
+    click.echo(f"  or, read aloud: {spoken}", err=True)
+    click.echo(f"  the presenter ({holder}, they say) runs: pouch answer FILE {spoken}", err=True)
+    _qr(fresh)
+    click.echo("answer (type it, or scan the presenter's code): ", nl=False, err=True)
     reply = sys.stdin.readline().strip()
     if check_answer(fresh, reply, chain):
         click.echo(f"The presenter holds the key of the pouch's holder, {holder}.", err=True)
@@ -428,15 +430,26 @@ def _challenge(chain: Chain, names: dict[bytes, str], quiet: bool) -> bool:
 
 @cli.command("answer")
 @click.argument("file")
-@click.argument("challenge")
+@click.argument("challenge", nargs=-1, required=True)
 @passphrase_file_option
 @home_option
 def answer_command(
-    file: str, challenge: str, passphrase_file: str | None, home: str | None
+    file: str, challenge: tuple[str, ...], passphrase_file: str | None, home: str | None
 ) -> None:
-    """Answer a guard's challenge for the pouch in FILE, which you hold."""
+    """Answer a guard's challenge for the pouch in FILE, which you hold: as
+    written (pouch-challenge-…) or as read aloud (25 digits)."""
+    answered = _post(home, passphrase_file).answer(file, " ".join(challenge))
+    click.echo(answered)
+    _qr(answered)
 
-    click.echo(_post(home, passphrase_file).answer(file, challenge))
+
+def _qr(text: str) -> None:
+    """text as a QR code on stderr, at a terminal: for a phone, or a
+    scanner that types what it reads into the other side's prompt."""
+    if sys.stderr.isatty():
+        import segno
+
+        segno.make(text, error="m").terminal(out=sys.stderr, compact=True)
 
 
 def show_custody_receipt(h: Home, c: Container, envelope: str | None, as_json: bool) -> None:

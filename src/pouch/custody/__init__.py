@@ -23,7 +23,7 @@ from .credentials import (
     revoke,
     statement_id,
 )
-from .possession import answer, check_answer, new_challenge
+from .possession import answer, challenge_of, check_answer, new_challenge, new_spoken_challenge
 from .trailer import (
     RECORD_ACCEPTANCE,
     RECORD_CREDENTIAL,
@@ -56,11 +56,13 @@ __all__ = [
     "accredit",
     "answer",
     "build_chain",
+    "challenge_of",
     "check_answer",
     "delivery",
     "hand_over",
     "judge",
     "new_challenge",
+    "new_spoken_challenge",
     "read_trailer",
     "recipient_flags",
     "record",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+import blake3
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -21,19 +22,52 @@ CHALLENGE_PREFIX = "pouch-challenge-"
 ANSWER_PREFIX = "pouch-answer-"
 
 
+# The spoken form (SPEC.md 3.10): 80 random bits as 25 digits, which a
+# guard reads aloud; the challenge bytes are derived from them.
+SPOKEN_CONTEXT = "pouch/custody/spoken-challenge/v1"
+SPOKEN_BYTES = 10
+SPOKEN_DIGITS = 25
+
+
 def new_challenge(rand: Callable[[int], bytes] = os.urandom) -> str:
     """A fresh challenge for whoever presents a pouch: 32 random bytes."""
     return CHALLENGE_PREFIX + rand(32).hex()
 
 
+def new_spoken_challenge(rand: Callable[[int], bytes] = os.urandom) -> tuple[str, str]:
+    """A fresh challenge short enough to read aloud: its spoken form (five
+    groups of five digits) and the same challenge written out."""
+    digits = str(int.from_bytes(rand(SPOKEN_BYTES), "big")).zfill(SPOKEN_DIGITS)
+    spoken = " ".join(digits[i : i + 5] for i in range(0, SPOKEN_DIGITS, 5))
+    return spoken, challenge_of(spoken)
+
+
+def challenge_of(text: str) -> str:
+    """The challenge text gives, written out: a written challenge as it is,
+    or the spoken digits (spaces and dashes between them allowed)."""
+    text = text.strip()
+    if text.startswith(CHALLENGE_PREFIX):
+        if not is_hex64(text[len(CHALLENGE_PREFIX) :]):
+            raise StatementError("that is not a pouch challenge")
+        return text
+    digits = "".join(ch for ch in text if ch not in " -")
+    if len(digits) != SPOKEN_DIGITS or not digits.isascii() or not digits.isdigit():
+        raise StatementError(
+            "that is not a pouch challenge",
+            f"a challenge is {CHALLENGE_PREFIX}… or {SPOKEN_DIGITS} digits, as the guard gave it",
+        )
+    value = int(digits)
+    if value >= 1 << (8 * SPOKEN_BYTES):
+        raise StatementError("that is not a pouch challenge: the digits were misheard")
+    derived = blake3.blake3(value.to_bytes(SPOKEN_BYTES, "big"), derive_key_context=SPOKEN_CONTEXT)
+    return CHALLENGE_PREFIX + derived.hexdigest()
+
+
 def _challenged(challenge: str, envelope: str, head: str) -> bytes:
-    if not challenge.startswith(CHALLENGE_PREFIX) or not is_hex64(
-        challenge[len(CHALLENGE_PREFIX) :]
-    ):
-        raise StatementError("that is not a pouch challenge")
+    written = challenge_of(challenge)
     return (
         CHALLENGE_LABEL
-        + bytes.fromhex(challenge[len(CHALLENGE_PREFIX) :])
+        + bytes.fromhex(written[len(CHALLENGE_PREFIX) :])
         + bytes.fromhex(envelope)
         + bytes.fromhex(head)
     )
