@@ -148,6 +148,10 @@ def test_a_challenge_read_aloud() -> None:
     assert not check_answer(misheard, reply, chain)
     with pytest.raises(StatementError):
         answer(CHOL, spoken, chain)  # not the holder
+    # SPEC.md 3.10's example.
+    assert challenge_of("10821 93716 00213 55821 91102") == (
+        "pouch-challenge-09d73c71ea4b9c9e028bdfe62a5db89eb0b9932565c75201031aeb2240b85428"
+    )
     for bad in ("1234", "9" * 25, "pouch-challenge-zz"):
         with pytest.raises(StatementError):
             challenge_of(bad)
