@@ -155,3 +155,15 @@ def test_a_challenge_read_aloud() -> None:
     for bad in ("1234", "9" * 25, "pouch-challenge-zz"):
         with pytest.raises(StatementError):
             challenge_of(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789 -abcdef\u0663", max_size=40))
+def test_any_text_is_a_challenge_or_refused(text: str) -> None:
+    from pouch.custody import challenge_of
+
+    try:
+        written = challenge_of(text)
+    except StatementError:
+        return
+    assert written.startswith("pouch-challenge-") and len(written) == 16 + 64
