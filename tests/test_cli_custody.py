@@ -71,6 +71,9 @@ def test_the_journey_of_kims_reply(world: dict[str, Path], tmp_path: Path) -> No
     r = pouch("custody", reply, "--json", "--home", world["guard"])
     assert r.code == 0, r.err
     assert json.loads(r.out)["links"][0]["accepted"] is None
+    said = pouch("custody", reply, "--home", world["guard"]).out.decode().splitlines()[-1]
+    assert said.startswith("Custody verifies: 0 links signed by both parties, handover 1 "
+                           "awaiting its taker's acceptance;")  # fmt: skip
     assert pouch("accept", reply, "--at", "Pyongyang", "--home", world["chol"]).code == 0
     r = pouch("handover", reply, "--to", "Mike Pompeo", "--at", "New York",
               "--home", world["chol"])  # fmt: skip
@@ -595,7 +598,8 @@ def test_a_guard_with_cards_and_no_identity(world: dict[str, Path], tmp_path: Pa
     cards = ["--card", tmp_path / "kim.card", "--card", tmp_path / "trump.card"]
     r = pouch("custody", reply, *cards, "--home", door)
     assert r.code == 0, r.out.decode() + r.err
-    assert b"Kim Jong-un -> Kim Yong-chol" in r.out and b"Custody verifies" in r.out
+    assert b"Kim Jong-un -> Kim Yong-chol" in r.out
+    assert b"Custody verifies: 1 link signed by both parties; every holder" in r.out
     assert not door.exists()
     # Without Kim's card, the first giver is nobody the guard knows.
     r = pouch("custody", reply, "--card", tmp_path / "trump.card", "--home", door)

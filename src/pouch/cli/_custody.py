@@ -372,8 +372,16 @@ def custody_command(
     if problems or flags:
         raise CustodyError("custody does not verify", *(problems + flags)[:3])
     if not as_json:
-        click.echo("Custody verifies: every link signed by both parties, every holder accredited "
-                   "(not revoked as far as this register knows).")  # fmt: skip
+        # Exactly what was checked: a handover still in transit is signed by
+        # its giver alone.
+        links = checked.report.links
+        pending = [link.seq for link in links if link.accepted is None]
+        signed = len(links) - len(pending)
+        click.echo(
+            f"Custody verifies: {signed} link{'s' if signed != 1 else ''} signed by both parties"
+            + (f", handover {pending[0]} awaiting its taker's acceptance" if pending else "")
+            + "; every holder accredited (not revoked as far as this register knows)."
+        )
 
 
 def _fingerprint(key: bytes) -> str:
