@@ -507,3 +507,17 @@ def test_the_pages_name_the_envelope(tmp_path: Path) -> None:
     finally:
         doc.close()
     assert f"sealed letter, envelope {envelope[:12]}" in text and "page 2 of 4" in text
+
+
+def test_scanning_many_pages_shows_a_progress_bar_at_a_terminal(
+    tmp_path: Path, printed: Printed
+) -> None:
+    """Nine files (every page twice, and the PDF): seconds of decoding."""
+    from .terminal import Terminal
+
+    inputs = [*printed.pages, *printed.pages, printed.pdf]
+    t = Terminal("scan", *inputs, "-o", tmp_path / "a.pouch")
+    t.expect(r"Scanning.*/9", timeout=120)
+    assert t.wait() == 0, t.text
+    assert (tmp_path / "a.pouch").read_bytes() == LETTER.read_bytes()
+    assert "Wrote " in t.text and "12 QR codes" in t.text  # the listing, after the bar

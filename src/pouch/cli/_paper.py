@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from . import cli
+from ._progress import Steps, progress
 
 if TYPE_CHECKING:
     from ..paper.codes import Collection, Letter
@@ -35,7 +36,10 @@ def print_command(file: str, output: str, density: str, png_dir: str | None) -> 
     from ..container import short_id
     from ..paper import print_file
 
-    printed = print_file(file, Path(output), density, Path(png_dir) if png_dir else None)
+    steps = Steps()
+    with progress("Printing", 1, steps=steps):
+        printed = print_file(file, Path(output), density, Path(png_dir) if png_dir else None,
+                             steps.step)  # fmt: skip
     n = len(printed.pages)
     click.echo(
         f"Printed {file} to {output}: envelope {short_id(printed.envelope)}, {n} "
@@ -63,11 +67,15 @@ def scan_command(inputs: tuple[str, ...], output: str, letter: str | None) -> No
     """
     from ..paper import scan_to
 
-    def listed(sources: list[Source]) -> None:
-        for source in sources:
-            click.echo(source.describe(), err=True)
+    steps = Steps()
+    with progress("Scanning", len(inputs), steps=steps) as finish:
 
-    scanned, envelope = scan_to(inputs, Path(output), letter, listed)
+        def listed(sources: list[Source]) -> None:
+            finish()
+            for source in sources:
+                click.echo(source.describe(), err=True)
+
+        scanned, envelope = scan_to(inputs, Path(output), letter, listed, steps.step)
     data, chosen = scanned.container, scanned.letter
     _report_unused(scanned.collection, chosen)
     click.echo(

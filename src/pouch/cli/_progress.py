@@ -24,44 +24,78 @@ AFTER = 1.0  # seconds of work before a bar is drawn
 EVERY = 0.1  # seconds between redraws
 
 
+class Steps:
+    """What a command that counts its own steps (pages, files) reports to
+    its bar: done, out of the total the bar was made with."""
+
+    def __init__(self) -> None:
+        self.done, self.total = 0, 0
+
+    def step(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+
 @contextmanager
 def progress(
     what: str,
     total: int | None,
     shown: bool = True,
     ready: Callable[[], bool] = lambda: True,
-) -> Iterator[None]:
+    steps: Steps | None = None,
+) -> Iterator[Callable[[], None]]:
     """A bar named what, for work reading about total bytes (None: unknown,
-    no bar), if shown and stderr is a terminal. Nothing is drawn, and no
-    time counted, until ready() (a passphrase prompt is never drawn over)."""
+    no bar), or of total steps counted by steps, if shown and stderr is a
+    terminal. Nothing is drawn, and no time counted, until ready() (a
+    passphrase prompt is never drawn over). It yields what removes the bar
+    before the block ends (before printing anything)."""
     if not shown or not total or not sys.stderr.isatty() or not os.path.isdir("/proc/self/task"):
-        yield
+        yield lambda: None
         return
     done = threading.Event()
-    bar = threading.Thread(target=_draw, args=(what, total, done, ready), daemon=True)
-    bar.start()
-    try:
-        yield
-    finally:
+    bar = threading.Thread(target=_draw, args=(what, total, done, ready, steps), daemon=True)
+
+    def finish() -> None:
         done.set()
         bar.join()
 
+    bar.start()
+    try:
+        yield finish
+    finally:
+        finish()
 
-def _draw(what: str, total: int, done: threading.Event, ready: Callable[[], bool]) -> None:
+
+def _draw(
+    what: str,
+    total: int,
+    done: threading.Event,
+    ready: Callable[[], bool],
+    steps: Steps | None,
+) -> None:
     reads, waited = _Reads(), 0.0
     while waited < AFTER:  # ready, and still working, for AFTER seconds on end
         if done.wait(EVERY):
             return
         waited = waited + EVERY if ready() else 0.0
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-               TimeRemainingColumn())  # fmt: skip
+    counted = MofNCompleteColumn() if steps is not None else DownloadColumn()
+    columns = (TextColumn("{task.description}"), BarColumn(), counted, TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(what, total=total)
         while not done.wait(EVERY):
-            bar.update(task, completed=min(total, reads.since_start()))
+            if steps is not None:
+                bar.update(task, completed=steps.done, total=steps.total or total)
+            else:
+                bar.update(task, completed=min(total, reads.since_start()))
 
 
 class _Reads:

@@ -62,19 +62,30 @@ class Scanned:
     collection: _codes.Collection
 
 
-def print_pages(container: bytes, envelope: str, density: str = "phone") -> Printed:
+def print_pages(
+    container: bytes,
+    envelope: str,
+    density: str = "phone",
+    on_progress: Callable[[int, int], object] | None = None,
+) -> Printed:
     """The PDF of container's codes, every page read back and the container
     reassembled from it before it is returned: a layout that cannot be
-    read is a bug found here, not by the recipient."""
+    read is a bug found here, not by the recipient. on_progress(done,
+    total) counts the steps: drawing the PDF, then each page read back."""
     from . import _worker, layout
 
     d = DENSITIES[density]
     codes = _codes.encode(container, d.share_max, d.per_page)
+    steps = 1 + layout.pages_needed(len(codes), d)
     pdf = layout.make_pdf(codes, d, envelope)
     pages = layout.render(pdf)
+    if on_progress is not None:
+        on_progress(1, steps)
     collection = _codes.Collection()
-    for page in pages:
+    for i, page in enumerate(pages, 2):
         collection.extend(_worker.codes_in(page, ours=True))
+        if on_progress is not None:
+            on_progress(i, steps)
     letter = collection.letters.get(codes[0][_codes.HEAD_PREFIX])
     if letter is None or len(letter.shares) != len(codes) or _codes.reassemble(letter) != container:
         raise PaperError("the printed pages do not read back as the pouch; nothing was written")
@@ -85,14 +96,16 @@ def scan(
     paths: Sequence[str],
     letter: str | None = None,
     on_read: Callable[[list[Source]], object] | None = None,
+    on_progress: Callable[[int, int], object] | None = None,
 ) -> Scanned:
     """The container whose codes are in paths (images and PDFs, any order,
     duplicates welcome), checked against its digest. on_read sees what
     each input gave before anything is concluded from it (the CLI lists
-    them, so that an error can be traced to a photograph)."""
+    them, so that an error can be traced to a photograph);
+    on_progress(done, total) is called as inputs are decoded."""
     from . import reader
 
-    sources = reader.read(paths)
+    sources = reader.read(paths, on_progress=on_progress)
     if on_read is not None:
         on_read(sources)
     collection = reader.collect(sources)
@@ -105,6 +118,7 @@ def print_file(
     output: Path,
     density: str = "phone",
     png_dir: Path | None = None,
+    on_progress: Callable[[int, int], object] | None = None,
 ) -> Printed:
     """pouch print: the pouch in the file source laid out as a PDF at output
     and, with png_dir, each page as a PNG there. Only a container pouch
@@ -118,7 +132,7 @@ def print_file(
     largest = max(_codes.max_container(d.share_max) for d in DENSITIES.values())
     data = read_small(source, largest, "paper (carry it as a file)", PaperError)
     envelope = load(io.BytesIO(data)).envelope_id()
-    printed = print_pages(data, envelope, density)
+    printed = print_pages(data, envelope, density, on_progress)
     files = {output: printed.pdf}
     if png_dir is not None:
         if os.path.lexists(png_dir) and not png_dir.is_dir():
@@ -147,6 +161,7 @@ def scan_to(
     output: Path,
     letter: str | None = None,
     on_read: Callable[[list[Source]], object] | None = None,
+    on_progress: Callable[[int, int], object] | None = None,
 ) -> tuple[Scanned, str]:
     """pouch scan: the container whose codes are in paths, written to
     output (never over a file) once it is whole, matches its digest, and
@@ -155,7 +170,7 @@ def scan_to(
     from ..container import load
 
     _refuse_existing(output)
-    scanned = scan(paths, letter, on_read)
+    scanned = scan(paths, letter, on_read, on_progress)
     try:
         envelope = load(io.BytesIO(scanned.container)).envelope_id()
     except PouchError as e:

@@ -10,7 +10,6 @@ what it fails to give is said with its name.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import selectors
@@ -21,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,16 +105,32 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def read(paths: Sequence[str], jobs: int | None = None) -> list[Source]:
+def read(
+    paths: Sequence[str],
+    jobs: int | None = None,
+    on_progress: Callable[[int, int], object] | None = None,
+) -> list[Source]:
     """Decode every input (in parallel: POUCH_JOBS, else one worker per
-    core); the sources in the order given."""
+    core); the sources in the order given. on_progress(done, total) is
+    called as inputs are decoded."""
     from .._cores import default_jobs
 
     jobs = jobs or default_jobs()
     workers = _Workers()
     pool = ThreadPoolExecutor(max_workers=jobs)
+    done, counting = 0, threading.Lock()
+
+    def one(path: str) -> Source:
+        nonlocal done
+        source = _read_one(path, workers)
+        if on_progress is not None:
+            with counting:
+                done += 1
+                on_progress(done, len(paths))
+        return source
+
     try:
-        return list(pool.map(functools.partial(_read_one, workers=workers), paths))
+        return list(pool.map(one, paths))
     finally:
         # Normally nothing is left running; on the way out of an error or a
         # signal, the workers are killed rather than waited for.
