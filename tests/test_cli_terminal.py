@@ -262,3 +262,20 @@ def test_long_work_shows_a_progress_bar_at_a_terminal_only(tmp_path: Path) -> No
     small.write_bytes(b"x" * 1000)
     t = Terminal("age", "-r", recipient, "-o", "/dev/null", small)
     assert t.wait() == 0 and "Encrypting" not in t.text
+
+
+def test_the_questions_are_asked_at_the_terminal_not_on_stdin(tmp_path: Path) -> None:
+    """pouch age -p < FILE: the passphrase, the short-passphrase question
+    and the confirmation all come from the terminal; stdin stays the file."""
+    plain, sealed = tmp_path / "plain.txt", tmp_path / "p.age"
+    plain.write_text("y\nthe whole of it\n")
+    t = Terminal("age", "-p", "-o", sealed, stdin=plain)
+    t.expect("Enter passphrase: ")
+    t.line("short")
+    t.expect(r"Use it anyway\? \[y/N\]: ")
+    t.line("y")
+    t.expect("Confirm passphrase: ")
+    t.line("short")
+    assert t.wait() == 0, t.text
+    r = pouch("age", "-d", sealed, env={"POUCH_PASSPHRASE": "short"})
+    assert r.code == 0 and r.out == plain.read_bytes()

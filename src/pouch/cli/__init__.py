@@ -140,7 +140,7 @@ def read_passphrase(prompt: str, *, confirm: bool = False, file: str | None = No
             raise UsageError("the passphrase is empty")
         if confirm and len(typed) < SHORT_PASSPHRASE:
             _warn_short()
-            if not click.confirm("Use it anyway?", default=False, err=True):
+            if not _yes_at_the_terminal("Use it anyway? [y/N]: "):
                 raise UsageError("no passphrase was chosen", "nothing was written; try again")
         if confirm and getpass.getpass("Confirm passphrase: ") != typed:
             raise UsageError("the passphrases did not match", "nothing was written; try again")
@@ -153,6 +153,17 @@ def read_passphrase(prompt: str, *, confirm: bool = False, file: str | None = No
 # it is all that protects a key file someone copied, and an offline guesser
 # tries thousands of short ones for each long one.
 SHORT_PASSPHRASE = 10
+
+
+def _yes_at_the_terminal(question: str) -> bool:
+    """Ask on /dev/tty, as the passphrase was: stdin may be what is being
+    encrypted (pouch age -p < FILE)."""
+    with open(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY), "r+b", buffering=0) as tty:
+        tty.write(question.encode())
+        answer = tty.readline(64)
+    if not answer:
+        raise EOFError
+    return answer.strip().lower() in (b"y", b"yes")
 
 
 def _warn_short() -> None:
