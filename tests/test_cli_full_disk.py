@@ -188,3 +188,31 @@ def test_a_file_too_large_to_append_to(homes: dict[str, Path], tmp_path: Path) -
     assert letter.read_bytes() == before
     r = pouch("accept", letter, "--home", homes["kim"], env=SECRET)
     assert r.code == 0, r.err
+
+
+@pytest.mark.parametrize("raised", ["os", "worker"])
+def test_an_exhausted_quota_names_the_file(tmp_path: Path, raised: str) -> None:
+    """EDQUOT, as a file system with quotas says it (this kernel's tmpfs has
+    no quotas to exhaust): raised by a write here, or reported by a worker
+    process as a FileError with its errno, it names the file being written."""
+    import errno
+
+    from pouch._io import writing
+    from pouch.errors import FileError
+
+    target = tmp_path / "out.pouch"
+    error: Exception = (
+        OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+        if raised == "os"
+        else FileError("I/O error: Disk quota exceeded", errno=errno.EDQUOT)
+    )
+    with pytest.raises(FileError) as e, writing(target):
+        raise error
+    assert e.value.message == f"cannot write {target}: Disk quota exceeded; nothing was written"
+    assert e.value.hints == (
+        "your disk quota there is used up: free some space, or write elsewhere",
+    )
+    assert e.value.exit_code == 9
+    # Anything else passes through as it was.
+    with pytest.raises(OSError, match="Permission"), writing(target):
+        raise PermissionError(errno.EACCES, "Permission denied")
