@@ -500,13 +500,14 @@ def test_the_pages_name_the_envelope(tmp_path: Path) -> None:
     r = pouch("print", LETTER, "-o", tmp_path / "l.pdf")
     assert r.code == 0, r.err
     assert r.out.decode().startswith(f"Printed {LETTER} to {tmp_path / 'l.pdf'}: envelope "
-                                     f"{envelope[:12]}, 4 pages of A4, 48 codes")  # fmt: skip
+                                     f"{envelope[:12]}, 4 pages of A4, 48 codes (named e9b3b901")  # fmt: skip
     doc = pdfium.PdfDocument(tmp_path / "l.pdf")
     try:
         text = doc[1].get_textpage().get_text_range()
     finally:
         doc.close()
-    assert f"sealed letter, envelope {envelope[:12]}" in text and "page 2 of 4" in text
+    assert f"sealed letter, envelope {envelope[:12]} (codes e9b3b901)" in text
+    assert "page 2 of 4" in text
 
 
 def test_scanning_many_pages_shows_a_progress_bar_at_a_terminal(

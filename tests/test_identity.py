@@ -343,3 +343,23 @@ def test_shell_completion_knows_contact_names(homes: dict[str, Path], tmp_path: 
     assert r.code == 0 and r.out.decode().splitlines() == ["plain,Donald J. Trump"]
     env["COMP_WORDS"] = "pouch seal -t zz"
     assert pouch(env=env).out.strip() == b""
+
+
+def test_a_name_cannot_pass_for_a_fingerprint_or_a_look_alike(
+    homes: dict[str, Path], tmp_path: Path
+) -> None:
+    kim = homes["kim"]
+    assert pouch("contacts", "add", tmp_path / "trump.card", "--home", kim).code == 0
+    donald = json.loads(pouch("fingerprint", "donald", "--json", "--home", kim).out)["fingerprint"]
+    for i, name in enumerate([donald[:16], "Donald\u00a0J.  Trump"]):
+        other = tmp_path / f"fake{i}"
+        pouch("init", "--name", name, "--no-passphrase", "--home", other)
+        pouch("card", "-o", tmp_path / f"fake{i}.card", "--home", other)
+        r = pouch("contacts", "add", tmp_path / f"fake{i}.card", "--home", kim)
+        assert r.code in (2, 10), r.err
+        assert ("looks like a fingerprint" if i == 0 else "ANOTHER KEY") in r.err
+    # Under a name of its own, the prefix still names Donald, and only him.
+    r = pouch("contacts", "add", tmp_path / "fake0.card", "--as", "Hexy", "--home", kim)
+    assert r.code == 0, r.err
+    r = pouch("fingerprint", donald[:16], "--json", "--home", kim)
+    assert r.code == 0 and json.loads(r.out)["fingerprint"] == donald

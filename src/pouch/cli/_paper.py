@@ -43,8 +43,8 @@ def print_command(file: str, output: str, density: str, png_dir: str | None) -> 
     n = len(printed.pages)
     click.echo(
         f"Printed {file} to {output}: envelope {short_id(printed.envelope)}, {n} "
-        f"page{'s' if n != 1 else ''} of A4, {printed.codes} codes, any {printed.needed} of "
-        "which suffice."
+        f"page{'s' if n != 1 else ''} of A4, {printed.codes} codes (named {printed.letter} by "
+        f"pouch scan), any {printed.needed} of which suffice."
     )
     if png_dir is not None:
         click.echo(f"Wrote {n} PNG page{'s' if n != 1 else ''} (300 dpi) to {png_dir}.")

@@ -8,6 +8,7 @@ sent and received and where it stands.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from .._fields import is_prefix
@@ -87,10 +88,17 @@ class Register(LedgerStore):
             db.execute("DELETE FROM contacts WHERE fingerprint = ?", (fingerprint,))
 
     def _check_free(self, name: str, fingerprint: str) -> None:
+        if is_prefix(name.casefold()):
+            # A card names itself: one named like a fingerprint prefix
+            # would be picked where that prefix names someone else.
+            raise UsageError(
+                f"{name!r} looks like a fingerprint, not a name",
+                "give it a name of your own: --as NAME",
+            )
         taken = [
             c
             for c in self.contacts()
-            if c.name.casefold() == name.casefold() and c.fingerprint != fingerprint
+            if _skeleton(c.name) == _skeleton(name) and c.fingerprint != fingerprint
         ]
         if taken:
             raise NameTakenError(name, taken[0].fingerprint, fingerprint)
@@ -114,15 +122,17 @@ class Register(LedgerStore):
 
     def find(self, query: str) -> Contact:
         """The one contact named query, else the one whose name starts with
-        it or whose fingerprint does (at least 8 hex digits); case does not
-        matter. Ambiguity is an error listing the candidates."""
+        it; and the one whose fingerprint starts with it (at least 8 hex
+        digits). Case does not matter. Ambiguity, a name and a fingerprint
+        included, is an error listing the candidates."""
         everyone = self.contacts()
-        q = query.casefold()
-        found = [c for c in everyone if c.name.casefold() == q]
+        q = _skeleton(query)
+        found = [c for c in everyone if _skeleton(c.name) == q]
         if not found:
-            found = [c for c in everyone if c.name.casefold().startswith(q)]
-            if is_prefix(q):
-                found += [c for c in everyone if c.fingerprint.startswith(q) and c not in found]
+            found = [c for c in everyone if _skeleton(c.name).startswith(q)]
+        if is_prefix(query.casefold()):
+            fp = query.casefold()
+            found += [c for c in everyone if c.fingerprint.startswith(fp) and c not in found]
         if not found:
             raise UsageError(
                 f"no contact named {query!r}",
@@ -224,6 +234,14 @@ class Register(LedgerStore):
     def custody_head(self, envelope: str) -> tuple[str, int] | None:
         rows = self._rows("SELECT head, seq FROM custody_heads WHERE envelope = ?", (envelope,))
         return (rows[0][0], int(rows[0][1])) if rows else None
+
+
+def _skeleton(name: str) -> str:
+    """What a name looks like, for telling names apart: compatibility forms
+    folded (NFKC: a no-break space is a space), runs of spaces one, case
+    ignored. Look-alike letters of other scripts are not folded (see
+    README: names are checked in person, with the safety number)."""
+    return " ".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
 def _contact(row: tuple[bytes, str, str | None, str | None, str]) -> Contact:

@@ -102,6 +102,8 @@ def make_pdf(codes: list[bytes], density: Density, envelope: str) -> bytes:
     """The PDF of codes, density.per_page to a page, in order."""
     from fpdf import FPDF
 
+    from .codes import HEAD_PREFIX, short
+
     pdf = FPDF(unit="mm", format="A4")
     pdf.set_auto_page_break(False)
     pdf.set_creator("pouch")
@@ -115,12 +117,14 @@ def make_pdf(codes: list[bytes], density: Density, envelope: str) -> bytes:
     top = round(TOP / mod) * mod
     total = pages_needed(len(codes), density)
     images = qr_images(codes)
+    # The envelope id, as every other command names a pouch; and how pouch
+    # scan names these codes when several letters' pages are mixed.
+    codes_name = short(codes[0][HEAD_PREFIX]).rstrip("…")  # the core fonts lack "…"
     for page in range(total):
         pdf.add_page()
         pdf.set_font("Helvetica", "B", 10)
         pdf.set_xy(left, 6)
-        # The envelope id, as every other command names a pouch.
-        pdf.cell(0, 5, f"pouch: sealed letter, envelope {envelope[:12]}, on paper")
+        pdf.cell(0, 5, f"pouch: sealed letter, envelope {envelope[:12]} (codes {codes_name})")
         pdf.set_xy(left, 6)
         pdf.cell(width, 5, f"page {page + 1} of {total}", align="R")
         pdf.set_font("Courier", "", 8)
