@@ -101,6 +101,9 @@ def test_custody_problems_are_refused(world: dict[str, Path], tmp_path: Path) ->
     assert pouch("accept", letter, "--home", world["chol"]).code == 0
     r = pouch("custody", letter, "--home", world["guard"])
     assert r.code == 13 and "was not accredited" in r.out.decode()
+    # With --json, stdout is one document: the report, which says it failed.
+    r = pouch("custody", letter, "--json", "--home", world["guard"])
+    assert r.code == 13 and json.loads(r.out)["verified"] is False
     # Someone who does not hold it cannot hand it on.
     r = pouch("handover", letter, "--to", "Kim Jong-un", "--home", world["pompeo"])
     assert r.code == 10 and "do not hold" in r.err

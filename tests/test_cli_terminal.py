@@ -4,6 +4,7 @@ sets POUCH_PASSPHRASE for the command under test."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -279,3 +280,22 @@ def test_the_questions_are_asked_at_the_terminal_not_on_stdin(tmp_path: Path) ->
     assert t.wait() == 0, t.text
     r = pouch("age", "-d", sealed, env={"POUCH_PASSPHRASE": "short"})
     assert r.code == 0 and r.out == plain.read_bytes()
+
+
+def test_an_empty_letter_typed_at_the_terminal_is_not_sealed(
+    pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, trump = pair
+    letter = tmp_path / "l.pouch"
+    t = Terminal("seal", "-t", "kim", "-o", letter, "--home", trump)
+    t.expect("Passphrase for .*: ")
+    t.line(SECRET)
+    t.expect("Type the letter")
+    t.send(CTRL_D)
+    assert t.wait() == 2 and "error: the letter is empty: nothing was sealed" in t.text
+    assert not letter.exists()
+    ledger = json.loads(pouch("letters", "--json", "--home", trump).out)
+    assert ledger["letters"] == []
+    # A misspelt name is found out before the passphrase, and the letter.
+    t = Terminal("seal", "-t", "nobody", "-o", letter, "--home", trump)
+    assert t.wait() == 2 and "no contact named 'nobody'" in t.text and "Passphrase" not in t.text

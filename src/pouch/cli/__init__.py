@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -145,6 +145,7 @@ def read_passphrase(prompt: str, *, confirm: bool = False, file: str | None = No
         if confirm and getpass.getpass("Confirm passphrase: ") != typed:
             raise UsageError("the passphrases did not match", "nothing was written; try again")
     except EOFError:
+        click.echo(err=True)  # the prompt's line was left open
         raise UsageError("no passphrase was given (Ctrl-D)") from None
     return typed.encode("utf-8")
 
@@ -285,14 +286,27 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+_reported = False  # a command printed its --json report
+
+
+def echo_json(data: object, **options: Any) -> None:
+    """Print a command's --json report (json.dumps options): after it, an
+    error adds no second document to stdout."""
+    import json
+
+    global _reported
+    click.echo(json.dumps(data, **options))
+    _reported = True
+
+
 def _json_error(
     argv: Sequence[str] | None, kind: str, message: str, hints: Sequence[str], code: int
 ) -> None:
     """With --json, the error goes to stdout as JSON too, for the program
     that reads it (a person reads stderr)."""
     args = sys.argv[1:] if argv is None else list(argv)
-    if "--json" not in args[: args.index("--") if "--" in args else None]:
-        return
+    if _reported or "--json" not in args[: args.index("--") if "--" in args else None]:
+        return  # a report already printed says what failed: one document
     import json
 
     error = {"kind": kind, "message": message, "hints": list(hints), "exit_code": code}

@@ -147,7 +147,7 @@ def _age_encrypt(
         if path == "-":
             raise UsageError("reading recipients from standard input is not supported")
         recipients += keys.read_recipients_file(path)
-    with progress("Encrypting", size_of(in_path)):
+    with progress("Encrypting", size_of(in_path), out_path is not None):
         age.encrypt_file(in_path, out_path, recipients, armor=armor, jobs=jobs)
 
 
@@ -175,7 +175,7 @@ def _age_decrypt(
     if not identities:
         # Asked for only if the file turns out to be passphrase-encrypted.
         identities.append(age.ScryptIdentity(passphrase))
-    with progress("Decrypting", size_of(in_path), ready=lambda: not asking):
+    with progress("Decrypting", size_of(in_path), out_path is not None, ready=lambda: not asking):
         age.decrypt_file(in_path, out_path, identities, jobs=jobs)
 
 

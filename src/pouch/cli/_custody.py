@@ -3,7 +3,6 @@ envoys, receivers, and the chain of custody."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from . import (
     _read_card,
     _stdio,
     cli,
+    echo_json,
     home_option,
     passphrase_file_option,
 )
@@ -161,7 +161,7 @@ def credentials_list(as_json: bool, home: str | None) -> None:
             }
             for x in rows
         ]
-        click.echo(json.dumps(out, indent=2))
+        echo_json(out, indent=2)
         return
     if not rows:
         click.echo("No credentials. 'pouch accredit' issues one.")
@@ -351,7 +351,7 @@ def custody_command(
             "trailer_torn": c.torn,
             "verified": not problems and not flags,
         }
-        click.echo(json.dumps(out, indent=2))
+        echo_json(out, indent=2)
     else:
         if checked.detached:
             match = "a custody receipt: it names the envelope, without the ciphertext"
@@ -486,7 +486,7 @@ def show_custody_receipt(h: Home, c: Container, envelope: str | None, as_json: b
             "problems": problems,
             "verified": not problems,
         }
-        click.echo(json.dumps(out, indent=2))
+        echo_json(out, indent=2)
     else:
 
         def who(key: bytes) -> str:

@@ -13,6 +13,7 @@ from . import (
     _unlock,
     cli,
     complete_contact,
+    echo_json,
     home_option,
     passphrase_file_option,
     read_passphrase,
@@ -101,8 +102,6 @@ def contacts_list(as_json: bool, home: str | None) -> None:
     """List your contacts."""
     contacts = _home(home).contacts()
     if as_json:
-        import json
-
         rows = [
             {
                 "name": c.name,
@@ -114,7 +113,7 @@ def contacts_list(as_json: bool, home: str | None) -> None:
             }
             for c in contacts
         ]
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        echo_json(rows, indent=2, ensure_ascii=False)
         return
     if not contacts:
         click.echo("no contacts yet: add a card with 'pouch contacts add FILE'")
@@ -186,10 +185,8 @@ def fingerprint_command(name: str | None, no_qr: bool, as_json: bool, home: str 
         title = f"{own.name} and {c.name}  {c.fingerprint}"
         digits = safety_number(own.signing_key, c.card.signing_key)
     if as_json:
-        import json
-
         number = {"name": who, "fingerprint": fp, "safety_number": " ".join(digits)}
-        click.echo(json.dumps(number, ensure_ascii=False, indent=2))
+        echo_json(number, ensure_ascii=False, indent=2)
         return
     click.echo(title)
     for i in range(0, 12, 4):

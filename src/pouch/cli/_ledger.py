@@ -3,7 +3,6 @@ ledger."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from . import (
     _read_card,
     cli,
     complete_contact,
+    echo_json,
     home_option,
     passphrase_file_option,
     shown,
@@ -73,8 +73,8 @@ def letters_command(
         {"letter": f.letter, "other": f.other, "seq": f.seq, "found": f.found} for f in ledger.forks
     ]
     if as_json:
-        click.echo(json.dumps({"letters": letters, "missing": missing, "forks": forks}, indent=2,
-                              ensure_ascii=False))  # fmt: skip
+        echo_json({"letters": letters, "missing": missing, "forks": forks}, indent=2,
+                              ensure_ascii=False)  # fmt: skip
         return
     _print_timeline(letters, missing, forks)
 
@@ -121,7 +121,7 @@ def thread_command(
     if as_json:
         for depth, x in view:
             x["depth"] = depth
-        click.echo(json.dumps({"thread": [x for _, x in view]}, indent=2, ensure_ascii=False))
+        echo_json({"thread": [x for _, x in view]}, indent=2, ensure_ascii=False)
         return
     for depth, x in view:
         arrow = "->" if x["direction"] == "sent" else "<-"
@@ -221,10 +221,10 @@ def transcript_verify_command(file: str, cards: tuple[str, ...], as_json: bool) 
     with src:
         report = verify(src, parties)
     if as_json:
-        click.echo(json.dumps({
+        echo_json({
             "letters": report.letters, "verified": report.verified, "problems": report.problems,
             "warnings": report.warnings, "ok": not report.problems,
-        }, indent=2))  # fmt: skip
+        }, indent=2)  # fmt: skip
     else:
         for line in report.lines:
             click.echo(shown(line))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 import shutil
 import sys
@@ -21,6 +20,7 @@ from . import (
     _stdio,
     cli,
     complete_contact,
+    echo_json,
     home_option,
     passphrase_file_option,
     shown,
@@ -28,6 +28,8 @@ from . import (
 from ._progress import progress, size_of
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..home import Contact, CustodyReport, Received
     from ..letter import KemChoice
 
@@ -87,16 +89,26 @@ def seal_command(
         raise RefusedError(
             "refusing to write a binary container to the terminal", "use --armor, or -o FILE"
         )
+    recipients: Sequence[Contact | str] = to
     if body not in (None, "-"):
         source: str | BinaryIO = body
     elif sys.stdin.isatty():
-        source = io.BufferedReader(_Typed())
+        # Typed at the terminal: the names are checked and the passphrase
+        # asked first (a typo or a wrong passphrase does not cost the
+        # letter), then the letter is taken, and an empty one refused.
+        recipients = [post.home.find(name) for name in to]
+        post.identity  # noqa: B018 - unlocks now
+        text = io.BufferedReader(_Typed()).read()
+        if not text.strip():
+            raise UsageError("the letter is empty: nothing was sealed")
+        source = io.BytesIO(text)
     else:
         source = sys.stdin.buffer
-    total = size_of(body, *attachments)
-    with progress("Sealing", total, ready=lambda: post.unlocked):
+    # No bar over a container written to the terminal.
+    with progress("Sealing", size_of(body, *attachments), out is not None,
+                  ready=lambda: post.unlocked):  # fmt: skip
         sent = post.send(
-            to, source,
+            recipients, source,
             sys.stdout.buffer if out is None else out, attachments=attachments,
             subject=subject, in_reply_to=reply_to, kem=kem, pad=pad, armor=armor,
             allow_unverified=allow_unverified, now=now,
@@ -192,7 +204,7 @@ def open_command(
     if stream and (directory or as_json):
         raise UsageError("--stream writes the body to stdout: it can't be used with -o or --json")
     post = _post(home, passphrase_file)
-    with progress("Opening", size_of(file), not as_json, ready=lambda: post.unlocked):
+    with progress("Opening", size_of(file), not (as_json or stream), ready=lambda: post.unlocked):
         received = post.receive(file, directory, stream=sys.stdout.buffer if stream else None,
                                 force=force, require_accredited=require_accredited)  # fmt: skip
     if receipt is not None:
@@ -224,7 +236,7 @@ def open_command(
                 summary["body"] = received.body.decode("utf-8")
             except UnicodeDecodeError:
                 summary["body_base64"] = base64.b64encode(received.body).decode()
-        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        echo_json(summary, indent=2, ensure_ascii=False)
     else:
         # The header first, warnings and all, then the body. At a terminal
         # the body is fenced and every line of it indented, so that nothing
@@ -412,7 +424,7 @@ def inspect_command(file: str, as_json: bool, extract_age: str | None) -> None:
         "trailer_torn": info.torn_trailer,
     }
     if as_json:
-        click.echo(json.dumps(out, indent=2))
+        echo_json(out, indent=2)
         return
     click.echo(f"Envelope:  {container.short_id(info.envelope_id)}  {info.envelope_id}")
     click.echo(f"Format:    {out['format']}, {info.size:,} bytes")
@@ -464,7 +476,7 @@ def receipt_command(
     r, signer = checked.receipt, checked.signer
     names = {c.fingerprint: c.name for c in _home(home).contacts()}
     if as_json:
-        click.echo(json.dumps({**r.as_json(), "signer_name": names.get(signer)}, indent=2))
+        echo_json({**r.as_json(), "signer_name": names.get(signer)}, indent=2)
         return
     who = names.get(r.recipient, r.recipient[:16])
     click.echo(f"Receipt for letter {r.letter}")

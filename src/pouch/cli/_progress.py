@@ -48,7 +48,12 @@ def progress(
     terminal. Nothing is drawn, and no time counted, until ready() (a
     passphrase prompt is never drawn over). It yields what removes the bar
     before the block ends (before printing anything)."""
-    if not shown or not total or not sys.stderr.isatty() or not os.path.isdir("/proc/self/task"):
+    if (
+        not shown
+        or not total
+        or not sys.stderr.isatty()
+        or (steps is None and _rchar(os.getpid()) is None)  # no I/O accounting
+    ):
         yield lambda: None
         return
     done = threading.Event()
@@ -77,6 +82,7 @@ def _draw(
         if done.wait(EVERY):
             return
         waited = waited + EVERY if ready() else 0.0
+    before = _rchar(os.getpid()) or 0
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -87,15 +93,20 @@ def _draw(
         TimeRemainingColumn,
     )
 
+    reads.skip((_rchar(os.getpid()) or 0) - before)  # reading rich itself is not the work
     counted = MofNCompleteColumn() if steps is not None else DownloadColumn()
     columns = (TextColumn("{task.description}"), BarColumn(), counted, TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    # Drawn from this thread alone: no refresh thread of rich's own, and
+    # sys.stdout and sys.stderr left as they are (workers fork meanwhile).
+    with Progress(*columns, console=Console(stderr=True), transient=True, auto_refresh=False,
+                  redirect_stdout=False, redirect_stderr=False) as bar:  # fmt: skip
         task = bar.add_task(what, total=total)
         while not done.wait(EVERY):
             if steps is not None:
                 bar.update(task, completed=steps.done, total=steps.total or total)
             else:
                 bar.update(task, completed=min(total, reads.since_start()))
+            bar.refresh()
 
 
 class _Reads:
@@ -106,13 +117,18 @@ class _Reads:
         self._seen: dict[int, int] = {}
         self._start = _rchar(os.getpid()) or 0
 
+    def skip(self, n: int) -> None:
+        """Not count n bytes this process read (for itself)."""
+        self._start += n
+
     def since_start(self) -> int:
         for pid in [os.getpid(), *_children()]:
             count = _rchar(pid)
             if count is not None:
                 self._seen[pid] = count
         me = os.getpid()
-        return sum(v for p, v in self._seen.items() if p != me) + self._seen[me] - self._start
+        mine = self._seen.get(me, self._start) - self._start
+        return sum(v for p, v in self._seen.items() if p != me) + mine
 
 
 def _rchar(pid: int) -> int | None:
