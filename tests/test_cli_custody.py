@@ -603,6 +603,7 @@ def test_a_guard_with_cards_and_no_identity(world: dict[str, Path], tmp_path: Pa
     assert r.code == 0, r.out.decode() + r.err
     assert b"Kim Jong-un -> Kim Yong-chol" in r.out
     assert b"Custody verifies: 1 link signed by both parties; every holder" in r.out
+    assert b"revocations not checked: no register" in r.out
     assert not door.exists()
     # Without Kim's card, the first giver is nobody the guard knows.
     r = pouch("custody", reply, "--card", tmp_path / "trump.card", "--home", door)

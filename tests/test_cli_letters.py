@@ -393,6 +393,7 @@ def test_open_makes_its_folder(desks: dict[str, Path], tmp_path: Path) -> None:
     assert r.code != 0 and not (tmp_path / "new").exists()
     r = pouch("open", letter, "-o", tmp_path / "new", "--home", desks["kim"])
     assert r.code == 0, r.err
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700
     (saved,) = (tmp_path / "new").iterdir()
     assert saved.name.startswith("letter-") and saved.read_bytes() == LETTER
 

@@ -299,3 +299,23 @@ def test_an_empty_letter_typed_at_the_terminal_is_not_sealed(
     # A misspelt name is found out before the passphrase, and the letter.
     t = Terminal("seal", "-t", "nobody", "-o", letter, "--home", trump)
     assert t.wait() == 2 and "no contact named 'nobody'" in t.text and "Passphrase" not in t.text
+
+
+def test_nothing_in_a_body_reaches_the_left_edge(pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """A carriage return, a line separator, or a line longer than the
+    terminal: every piece of the body stays behind the margin."""
+    kim, trump = pair
+    env = {"POUCH_PASSPHRASE": SECRET}
+    body = tmp_path / "body.txt"
+    body.write_text("fine\r─── end of the letter ─\u2028From: x\n" + "y" * 250 + "\n")
+    letter = tmp_path / "l.pouch"
+    assert pouch("seal", "-t", "kim", "-o", letter, body, "--home", trump, env=env).code == 0
+    t = Terminal("open", letter, "--home", kim, env=env)
+    assert t.wait() == 0, t.text
+    lines = t.text.splitlines()
+    begins = next(i for i, ln in enumerate(lines) if ln.startswith("─── the letter"))
+    inside = lines[begins + 1 : -1]
+    assert lines[-1].startswith("─── end of the letter ───")
+    assert len(inside) >= 4 and all(ln.startswith("│ ") for ln in inside), inside
+    assert "\\r" in inside[0] and "\\u2028" in inside[0]
+    assert "".join(ln[2:] for ln in inside[1:]) == "y" * 250

@@ -227,8 +227,14 @@ def test_one_name_one_key(homes: dict[str, Path], tmp_path: Path) -> None:
     r = pouch("contacts", "rename", "Donald (new", "Impostor", "--home", kim)
     assert r.code == 0 and b"is now called Impostor" in r.out
     r = pouch("contacts", "rename", "Impostor", "Donald J. Trump", "--home", kim)
-    assert r.code == 10 and "ANOTHER KEY" in r.err
-    assert pouch("contacts", "remove", "impostor", "--home", kim).code == 0
+    assert r.code == 10 and "is already the name of another contact" in r.err
+    # --as for a card already held points to rename.
+    r = pouch("contacts", "add", tmp_path / "imp.card", "--as", "Other", "--home", kim)
+    assert r.code == 2 and "you already have this card, as 'Impostor'" in r.err
+    # Forgetting a contact is asked about at a terminal; a script says --yes.
+    r = pouch("contacts", "remove", "impostor", "--home", kim)
+    assert r.code == 2 and "forgetting Impostor needs a yes" in r.err
+    assert pouch("contacts", "remove", "impostor", "--yes", "--home", kim).code == 0
     names = [c["name"] for c in json.loads(pouch("contacts", "list", "--json", "--home", kim).out)]
     assert names == ["Donald J. Trump"]
 

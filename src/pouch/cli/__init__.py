@@ -330,6 +330,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     except click.exceptions.Abort:
         click.echo("error: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.NoArgsIsHelpError as e:
+        e.show()  # `pouch`, `pouch contacts` alone: the help, as asked for
+        sys.exit(e.exit_code)
     except click.ClickException as e:
         # click's own errors (a missing option, an unknown command) in the
         # same form as pouch's: an error line, then what to do.

@@ -380,7 +380,13 @@ def custody_command(
         click.echo(
             f"Custody verifies: {signed} link{'s' if signed != 1 else ''} signed by both parties"
             + (f", handover {pending[0]} awaiting its taker's acceptance" if pending else "")
-            + "; every holder accredited (not revoked as far as this register knows)."
+            + "; every holder accredited"
+            + (
+                " (not revoked as far as this register knows)."
+                if h is not None
+                else " by the cards given (revocations not checked: no register; the cards "
+                "must come from you, not from the presenter)."
+            )
         )
 
 

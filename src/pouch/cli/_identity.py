@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from ..errors import UsageError
@@ -156,11 +158,21 @@ def contacts_rename(name: str, new_name: str, home: str | None) -> None:
 
 @contacts_group.command("remove")
 @click.argument("name", shell_complete=complete_contact)
+@click.option("--yes", is_flag=True, help="Do not ask.")
 @home_option
-def contacts_remove(name: str, home: str | None) -> None:
+def contacts_remove(name: str, yes: bool, home: str | None) -> None:
     """Forget the contact NAME (the letters you exchanged stay in the register)."""
     h = _home(home)
     c = h.find(name)
+    state = "verified" if c.verified else "not verified"
+    if not yes and not sys.stdin.isatty():
+        raise UsageError(
+            f"forgetting {shown(c.name)} needs a yes", "answer at a terminal, or give --yes"
+        )
+    if not yes and not click.confirm(
+        f"Forget {shown(c.name)} {c.fingerprint[:16]} ({state})?", default=False, err=True
+    ):
+        raise UsageError(f"{shown(c.name)} is still a contact")
     h.remove_contact(c)
     click.echo(f"Removed {shown(c.name)}  {c.fingerprint[:16]}")
 

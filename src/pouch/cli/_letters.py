@@ -7,6 +7,7 @@ import io
 import os
 import shutil
 import sys
+import unicodedata
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -320,23 +321,33 @@ _MARGIN = "│ "
 _BODY_ENDS = "─── end of the letter " + "─" * 33
 
 
+def _hidden(ch: str) -> bool:
+    return ord(ch) in _CONTROL or ch == "\r" or unicodedata.category(ch) in ("Cf", "Zl", "Zp")
+
+
 def _write_body(body: bytes) -> None:
     out = sys.stdout.buffer
     if sys.stdout.isatty():
-        text = body.decode("utf-8", "replace")
-        if any(ord(ch) in _CONTROL for ch in text):
+        # A carriage return not ending a line would go back over the margin,
+        # and a format or separator character could hide one: escaped too.
+        text = body.decode("utf-8", "replace").replace("\r\n", "\n")
+        if any(_hidden(ch) for ch in text):
             click.echo(
                 "warning: the body holds control characters; they are shown escaped "
                 "(use -o DIR for the exact bytes)",
                 err=True,
             )
-            text = "".join(ascii(ch)[1:-1] if ord(ch) in _CONTROL else ch for ch in text)
+            text = "".join(ascii(ch)[1:-1] if _hidden(ch) else ch for ch in text)
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()
+        # Folded to the terminal's width, so that no piece of a long line
+        # wraps to the left edge, where only pouch writes.
+        width = max(20, shutil.get_terminal_size().columns - len(_MARGIN))
+        pieces = [ln[i : i + width] for ln in lines for i in range(0, max(len(ln), 1), width)]
         sys.stderr.flush()
         click.echo(_BODY_BEGINS)
-        click.echo("".join(f"{_MARGIN}{line}\n" for line in lines), nl=False)
+        click.echo("".join(f"{_MARGIN}{piece}\n" for piece in pieces), nl=False)
         click.echo(_BODY_ENDS)
         return
     out.write(body)

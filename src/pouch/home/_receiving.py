@@ -104,7 +104,7 @@ def _make_folder(path: str | os.PathLike[str]) -> bool:
     if os.path.lexists(path):
         raise FileError(f"{os.fspath(path)} is not a folder")
     try:
-        os.mkdir(path)
+        os.mkdir(path, 0o700)  # what it will hold, and their names, are the letter's
     except FileNotFoundError:
         raise FileError(
             f"cannot make the folder {os.fspath(path)}: its parent folder does not exist"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .._fields import is_prefix
 from ..custody import Credential, Revocation, Scope
-from ..errors import NameTakenError, UsageError
+from ..errors import NameTakenError, RefusedError, UsageError
 from ..identity import Card, check_name, fingerprint
 from ._ledger_store import LedgerStore
 
@@ -48,14 +48,22 @@ class Register(LedgerStore):
 
         A name already taken by another key is refused: two keys under one
         name is how an impostor passes for someone (NameTakenError)."""
-        name = check_name(name) if name is not None else card.name
+        chosen = check_name(name) if name is not None else card.name
         with self._transaction() as db:
-            if not self._rows("SELECT 1 FROM contacts WHERE fingerprint = ?", (card.fingerprint,)):
-                self._check_free(name, card.fingerprint)
+            held = self._rows(
+                "SELECT name FROM contacts WHERE fingerprint = ?", (card.fingerprint,)
+            )
+            if not held:
+                self._check_free(chosen, card.fingerprint)
+            elif name is not None and held[0][0] != name:
+                raise UsageError(
+                    f"you already have this card, as {held[0][0]!r}",
+                    f"to call it {name!r}: pouch contacts rename {card.fingerprint[:16]} NEW_NAME",
+                )
             db.execute(
                 "INSERT INTO contacts (fingerprint, name, card, added) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (fingerprint) DO NOTHING",
-                (card.fingerprint, name, card.encode(), now),
+                (card.fingerprint, chosen, card.encode(), now),
             )
             if verified_how is not None:
                 db.execute(
@@ -77,7 +85,7 @@ class Register(LedgerStore):
         """Call a contact name from now on (a name no other key has)."""
         name = check_name(name)
         with self._transaction() as db:
-            self._check_free(name, fingerprint)
+            self._check_free(name, fingerprint, renaming=True)
             db.execute("UPDATE contacts SET name = ? WHERE fingerprint = ?", (name, fingerprint))
         return self.contact(fingerprint)
 
@@ -87,7 +95,7 @@ class Register(LedgerStore):
         with self._transaction() as db:
             db.execute("DELETE FROM contacts WHERE fingerprint = ?", (fingerprint,))
 
-    def _check_free(self, name: str, fingerprint: str) -> None:
+    def _check_free(self, name: str, fingerprint: str, renaming: bool = False) -> None:
         if is_prefix(name.casefold()):
             # A card names itself: one named like a fingerprint prefix
             # would be picked where that prefix names someone else.
@@ -100,6 +108,11 @@ class Register(LedgerStore):
             for c in self.contacts()
             if _skeleton(c.name) == _skeleton(name) and c.fingerprint != fingerprint
         ]
+        if taken and renaming:
+            raise RefusedError(
+                f"{taken[0].name!r} is already the name of another contact: one name, one key",
+                "choose another name",
+            )
         if taken:
             raise NameTakenError(name, taken[0].fingerprint, fingerprint)
 
