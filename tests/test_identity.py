@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from pouch.home import Home, Register
 from pouch.home._store import SCHEMA_VERSION
 from pouch.identity import Card, Identity, safety_number
 
-from .conftest import pouch, run
+from .conftest import POUCH, pouch, run
 from .vectors.generate import vector_identity
 
 
@@ -341,14 +342,21 @@ def test_conveniences(homes: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_shell_completion_knows_contact_names(homes: dict[str, Path], tmp_path: Path) -> None:
+    """Through bash itself, with the script click writes: a name with spaces
+    is completed as one word."""
     kim = homes["kim"]
     assert pouch("contacts", "add", tmp_path / "trump.card", "--home", kim).code == 0
-    env = {"_POUCH_COMPLETE": "bash_complete", "COMP_WORDS": "pouch seal -t do", "COMP_CWORD": "3",
-           "POUCH_HOME": str(kim)}  # fmt: skip
-    r = pouch(env=env)
-    assert r.code == 0 and r.out.decode().splitlines() == ["plain,Donald J. Trump"]
-    env["COMP_WORDS"] = "pouch seal -t zz"
-    assert pouch(env=env).out.strip() == b""
+    script = pouch(env={"_POUCH_COMPLETE": "bash_source"}).out.decode()
+    (tmp_path / "complete.sh").write_text(script)
+    probe = (
+        f'source {tmp_path / "complete.sh"}; COMP_WORDS=(pouch seal -t "$WORD"); COMP_CWORD=3; '
+        '_pouch_completion pouch; printf "[%s]\\n" "${COMPREPLY[@]}"'
+    )
+    env = {**os.environ, "PATH": f"{POUCH.parent}:{os.environ['PATH']}", "POUCH_HOME": str(kim)}
+    done = subprocess.run(["bash", "-c", probe], env={**env, "WORD": "do"}, capture_output=True)
+    assert done.stdout.decode() == "[Donald\\ J.\\ Trump]\n", done.stderr
+    done = subprocess.run(["bash", "-c", probe], env={**env, "WORD": "zz"}, capture_output=True)
+    assert done.stdout.decode() == "[]\n"
 
 
 def test_a_name_cannot_pass_for_a_fingerprint_or_a_look_alike(

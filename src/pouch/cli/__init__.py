@@ -225,8 +225,12 @@ def complete_contact(
     except Exception:  # completing must never print an error into the shell
         return []
     typed = incomplete.casefold()
+    # click's bash script reads each answer with `read` (which takes one
+    # backslash away) and bash inserts it as it is: a space, unescaped,
+    # would end the word.
+    bash = os.environ.get("_POUCH_COMPLETE", "").startswith("bash")
     return [
-        CompletionItem(c.name, help=c.fingerprint[:16])
+        CompletionItem(c.name.replace(" ", "\\\\ ") if bash else c.name, help=c.fingerprint[:16])
         for c in contacts
         if c.name.casefold().startswith(typed)
     ]
