@@ -220,6 +220,9 @@ def _reap(pid: int, r: int) -> tuple[PouchError | None, bytes]:
         status_code = os.waitstatus_to_exitcode(status)
         return PouchError(f"a worker process died (status {status_code})"), b""
     _, number, message, *hints = fields
-    if issubclass(kind, FileError):
-        return kind(message, *hints, errno=int(number) or None), b""
-    return kind(message, *hints), b""
+    try:
+        if issubclass(kind, FileError):
+            return kind(message, *hints, errno=int(number) or None), b""
+        return kind(message, *hints), b""
+    except TypeError:  # a class with arguments of its own: its kind, in general
+        return PouchError(message, *hints), b""

@@ -309,18 +309,17 @@ def custody_command(
     from ..home import check_custody
 
     cards = [_read_card(path) for path in card_files]
-    h: Home | None = _home(home)
-    if h is not None and not h.card_path.exists():
-        if not cards:
-            raise FileError(
-                f"no pouch identity in {h.path}",
-                "create one with 'pouch init --name NAME'",
-                "or, as a guard, check with the principals' cards: --card FILE...",
-            )
-        h = None  # a guard: the cards alone
+    h = _home(home)
+    guard = not h.card_path.exists()  # no identity: the cards alone
+    if guard and not cards:
+        raise FileError(
+            f"no pouch identity in {h.path}",
+            "create one with 'pouch init --name NAME'",
+            "or, as a guard, check with the principals' cards: --card FILE...",
+        )
     with container.load(file) as c:
-        checked = check_custody(h, c, cards)
-    names = _names(h) if h is not None else {}
+        checked = check_custody(None if guard else h, c, cards)
+    names = {} if guard else _names(h)
     names.update({card.signing_key: card.name for card in cards})
     shown = _shown(names, checked.credentials)
     problems = list(checked.report.problems)
@@ -383,7 +382,7 @@ def custody_command(
             + "; every holder accredited"
             + (
                 " (not revoked as far as this register knows)."
-                if h is not None
+                if not guard
                 else " by the cards given (revocations not checked: no register; the cards "
                 "must come from you, not from the presenter)."
             )
