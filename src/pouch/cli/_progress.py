@@ -4,11 +4,13 @@ The library reports nothing while it works (its workers are processes of
 their own); the bar watches instead what the kernel counts: the bytes this
 process and its worker processes have read (/proc/PID/io, rchar). Sealing,
 opening, accepting and `pouch age` each read their input once, so those
-bytes against the input's size are the work done.
+bytes against the input's size are the work done. print and scan count
+their own steps (pages, files) through a callback (Steps).
 
-A bar appears only when stderr is a terminal and the work outlasts
-AFTER seconds (a small job shows nothing), never with --json; it is drawn
-by a thread and removed when the work ends, whatever the outcome.
+A bar appears only when stderr is a terminal and the work outlasts AFTER
+seconds (a small job shows nothing); commands do not ask for one with
+--json, or when their output goes to the terminal. It is drawn by a thread
+and removed when the work ends, whatever the outcome.
 """
 
 from __future__ import annotations
