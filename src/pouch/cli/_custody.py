@@ -4,7 +4,6 @@ envoys, receivers, and the chain of custody."""
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -25,10 +24,11 @@ from . import (
     passphrase_file_option,
 )
 from ._progress import progress, size_of
+from ._terminal import challenge_presenter, qr
 
 if TYPE_CHECKING:
     from ..container import Container
-    from ..custody import Chain, Credential, Role
+    from ..custody import Credential, Role
     from ..home import CustodyLink, Home
     from ..identity import Card
 
@@ -366,7 +366,7 @@ def custody_command(
             click.echo("  note: the last trailer record is torn (an append was interrupted); it is "
                        "ignored, and the next handover or acceptance cuts it off")  # fmt: skip
     if challenge:
-        if not _challenge(checked.verdict.chain, shown, as_json):
+        if not challenge_presenter(checked.verdict.chain, shown, as_json):
             problems.append("the presenter could not prove they hold the pouch holder's key")
     if problems or flags:
         raise CustodyError("custody does not verify", *(problems + flags)[:3])
@@ -412,35 +412,6 @@ def _show_link(link: CustodyLink, names: dict[bytes, str]) -> None:
         click.echo(f"       taker: {link.accredited}")
 
 
-def _challenge(chain: Chain, names: dict[bytes, str], quiet: bool) -> bool:
-    """Ask the presenter to sign a fresh challenge with the holder's key."""
-    from ..custody import check_answer, new_spoken_challenge
-
-    spoken, fresh = new_spoken_challenge()
-    if chain.holder is None:
-        holder = "nobody"
-    else:
-        holder = names.get(chain.holder, _fingerprint(chain.holder)[:16])
-    pending = chain.links[-1] if chain.links and chain.links[-1].acceptance is None else None
-    if pending is not None:
-        click.echo(
-            f"note: handover {pending.handover.seq} is not accepted yet: the pouch's holder is "
-            "still the one who took it before",
-            err=True,
-        )
-    click.echo(f"challenge: {fresh}", err=quiet)
-    click.echo(f"  or, read aloud: {spoken}", err=True)
-    click.echo(f"  the presenter ({holder}, they say) runs: pouch answer FILE {spoken}", err=True)
-    _qr(fresh)
-    click.echo("answer (type it, or scan the presenter's code): ", nl=False, err=True)
-    reply = sys.stdin.readline().strip()
-    if check_answer(fresh, reply, chain):
-        click.echo(f"The presenter holds the key of the pouch's holder, {holder}.", err=True)
-        return True
-    click.echo("The answer does not prove possession: a copy, or the wrong person.", err=True)
-    return False
-
-
 @cli.command("answer")
 @click.argument("file")
 @click.argument("challenge", nargs=-1, required=True)
@@ -453,16 +424,7 @@ def answer_command(
     written (pouch-challenge-…) or as read aloud (25 digits)."""
     answered = _post(home, passphrase_file).answer(file, " ".join(challenge))
     click.echo(answered)
-    _qr(answered)
-
-
-def _qr(text: str) -> None:
-    """text as a QR code on stderr, at a terminal: for a phone, or a
-    scanner that types what it reads into the other side's prompt."""
-    if sys.stderr.isatty():
-        import segno
-
-        segno.make(text, error="m").terminal(out=sys.stderr, compact=True)
+    qr(answered)
 
 
 def show_custody_receipt(h: Home, c: Container, envelope: str | None, as_json: bool) -> None:

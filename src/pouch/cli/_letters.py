@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import shutil
 import sys
-import unicodedata
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -27,6 +25,7 @@ from . import (
     shown,
 )
 from ._progress import progress, size_of
+from ._terminal import Typed, write_body
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -99,7 +98,7 @@ def seal_command(
         # letter), then the letter is taken, and an empty one refused.
         recipients = [post.home.find(name) for name in to]
         post.identity  # noqa: B018 - unlocks now
-        text = io.BufferedReader(_Typed()).read()
+        text = io.BufferedReader(Typed()).read()
         if not text.strip():
             raise UsageError("the letter is empty: nothing was sealed")
         source = io.BytesIO(text)
@@ -129,33 +128,6 @@ def seal_command(
     if sent.kem != PQ and kem != "classic":
         missing = ", ".join(c.name for c in sent.to if c.card.pq is None)
         click.echo(f"warning: sealed classic: {missing} has no post-quantum key", err=True)
-
-
-class _Typed(io.RawIOBase):
-    """A letter typed at the terminal: it says how to end it when first
-    read, and one Ctrl-D ends it. (A terminal's end of input is not sticky:
-    each read after it waits for more, so a reader that checks for the end
-    twice would need Ctrl-D twice.)"""
-
-    def __init__(self) -> None:
-        self._started = self._ended = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        if self._ended:
-            return 0
-        if not self._started:
-            self._started = True
-            click.echo(
-                "Type the letter. End it with Ctrl-D at the start of a line (Ctrl-C cancels).",
-                err=True,
-            )
-        data = os.read(sys.stdin.fileno(), len(b))
-        self._ended = not data
-        b[: len(data)] = data
-        return len(data)
 
 
 def _default_name(now: datetime, armor: bool) -> str:
@@ -244,7 +216,7 @@ def open_command(
         # it holds (a "From: ... (verified)" line) can pass for the header.
         _print_summary(summary, sender)
         if received.body is not None:
-            _write_body(received.body)
+            write_body(received.body)
 
 
 def _summary(
@@ -309,49 +281,6 @@ def _custody(report: CustodyReport, names: dict[bytes, str]) -> dict[str, Any]:
         "verified": report.verified,
         "head": report.head,
     }
-
-
-_CONTROL = {*range(0, 9), 11, 12, *range(14, 32), 127, *range(0x80, 0xA0)}
-
-
-# At a terminal, the body sits between these, each of its lines behind the
-# margin: the header's lines start at the left edge, the body's never do.
-_BODY_BEGINS = "─── the letter " + "─" * 40
-_MARGIN = "│ "
-_BODY_ENDS = "─── end of the letter " + "─" * 33
-
-
-def _hidden(ch: str) -> bool:
-    return ord(ch) in _CONTROL or ch == "\r" or unicodedata.category(ch) in ("Cf", "Zl", "Zp")
-
-
-def _write_body(body: bytes) -> None:
-    out = sys.stdout.buffer
-    if sys.stdout.isatty():
-        # A carriage return not ending a line would go back over the margin,
-        # and a format or separator character could hide one: escaped too.
-        text = body.decode("utf-8", "replace").replace("\r\n", "\n")
-        if any(_hidden(ch) for ch in text):
-            click.echo(
-                "warning: the body holds control characters; they are shown escaped "
-                "(use -o DIR for the exact bytes)",
-                err=True,
-            )
-            text = "".join(ascii(ch)[1:-1] if _hidden(ch) else ch for ch in text)
-        lines = text.split("\n")
-        if lines[-1] == "":
-            lines.pop()
-        # Folded to the terminal's width, so that no piece of a long line
-        # wraps to the left edge, where only pouch writes.
-        width = max(20, shutil.get_terminal_size().columns - len(_MARGIN))
-        pieces = [ln[i : i + width] for ln in lines for i in range(0, max(len(ln), 1), width)]
-        sys.stderr.flush()
-        click.echo(_BODY_BEGINS)
-        click.echo("".join(f"{_MARGIN}{piece}\n" for piece in pieces), nl=False)
-        click.echo(_BODY_ENDS)
-        return
-    out.write(body)
-    out.flush()
 
 
 def _print_summary(s: dict[str, Any], sender: Contact | None) -> None:
