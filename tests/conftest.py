@@ -112,3 +112,17 @@ def make_key(tmp_path: Path) -> Callable[..., KeyFile]:
 
 def random_bytes(n: int, seed: int = 0) -> bytes:
     return det_rand(seed.to_bytes(4, "big"))(n) if n else b""
+
+
+@pytest.fixture
+def desks(tmp_path: Path) -> dict[str, Path]:
+    """Trump and Kim, each with the other's verified card."""
+    homes = {"trump": tmp_path / "trump", "kim": tmp_path / "kim"}
+    names = {"trump": "Donald J. Trump", "kim": "Kim Jong-un"}
+    for who, home in homes.items():
+        assert pouch("init", "--name", names[who], "--no-passphrase", "--home", home).code == 0
+        pouch("card", "-o", tmp_path / f"{who}.card", "--home", home)
+    for who, other in (("trump", "kim"), ("kim", "trump")):
+        r = pouch("contacts", "add", tmp_path / f"{other}.card", "--verified", "--home", homes[who])
+        assert r.code == 0, r.err
+    return homes

@@ -9,23 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from .conftest import pouch
-
-
-@pytest.fixture
-def desks(tmp_path: Path) -> dict[str, Path]:
-    """Trump and Kim, each with the other's verified card."""
-    homes = {"trump": tmp_path / "trump", "kim": tmp_path / "kim"}
-    names = {"trump": "Donald J. Trump", "kim": "Kim Jong-un"}
-    for who, home in homes.items():
-        assert pouch("init", "--name", names[who], "--no-passphrase", "--home", home).code == 0
-        pouch("card", "-o", tmp_path / f"{who}.card", "--home", home)
-    for who, other in (("trump", "kim"), ("kim", "trump")):
-        r = pouch("contacts", "add", tmp_path / f"{other}.card", "--verified", "--home", homes[who])
-        assert r.code == 0, r.err
-    return homes
 
 
 def _seal(home: Path, to: str, out: Path, text: str, *extra: str) -> str:
@@ -426,18 +410,3 @@ def test_re_runs_complete_what_a_kill_left(desks: dict[str, Path], tmp_path: Pat
     assert [(x["kind"], x["seq"], x["written"]) for x in sent] == [("receipt", 1, True)]
     assert (tmp_path / "r.pouch").exists()
     assert pouch("db", "check", "--home", kim).code == 0
-
-
-def test_db_check_finds_an_archive_overwritten_through_a_hard_link(
-    desks: dict[str, Path], tmp_path: Path
-) -> None:
-    trump = desks["trump"]
-    for i in (1, 2):
-        _seal(trump, "Kim Jong-un", tmp_path / f"l{i}.pouch", f"Letter {i}")
-    # cp writes into the existing file: the archive shares it.
-    with open(tmp_path / "l1.pouch", "r+b") as f:
-        f.write((tmp_path / "l2.pouch").read_bytes())
-    r = pouch("db", "check", "--home", trump)
-    assert r.code == 9 and "no longer hashes to its envelope id" in r.out.decode()
-    r = pouch("transcript", "export", "Kim Jong-un", "-o", tmp_path / "t.tar", "--home", trump)
-    assert r.code == 9 and "was altered" in r.err

@@ -266,6 +266,9 @@ def accept_command(
     click.echo(f"  chain head  {done.head}  (kept in your register)")
     if done.receipt is not None:
         click.echo(f"  custody receipt  {receipt_out}  (hand it to the courier, or the sender)")
+    if done.repaired:
+        click.echo("note: your archived copy of this letter was damaged or missing: it is "
+                   "whole again, from this file", err=True)  # fmt: skip
     if done.problems:
         click.echo("warning: you hold it now, but its custody does not verify as far as your "
                    "register knows:", err=True)  # fmt: skip

@@ -226,6 +226,12 @@ def _record_arrival(post: Post, c: Container, opened: Opened) -> Arrival:
         if arrival.kind == "fork" and arrival.position is None:
             raise ForkError(*arrival.notes, "nothing was written")
         if arrival.kind in ("replay", "completion", "own"):
+            # A letter held already: this verified copy makes a damaged or
+            # missing archived one whole again.
+            if post.home.keep(c, opened.envelope_id):
+                arrival.notes.append(
+                    "its archived copy was damaged or missing: it is whole again, from this file"
+                )
             return arrival
         post.home.keep(c, opened.envelope_id)
         private = {"subject": header.subject,

@@ -23,7 +23,15 @@ import blake3
 
 from .. import _canonical
 from .._fields import is_hex64, rfc3339
-from .._io import StagedFile, atomic_output, crash_point, publish, room_hint, writing
+from .._io import (
+    StagedFile,
+    atomic_output,
+    crash_point,
+    fsync_directory,
+    publish,
+    room_hint,
+    writing,
+)
 from ..age.armor import ArmoredWriter
 from ..container import ARMOR_LABEL
 from ..errors import FileError, RefusedError, UsageError
@@ -261,7 +269,15 @@ def seal_recorded(
                               pad=pad)  # fmt: skip
             kept = home.archive(sealed.envelope_id)
             try:
-                staged.keep(kept)
+                if folder is None:
+                    # Sealed in the archive's folder, for armor or a stream:
+                    # the file is the home's alone, and is named there.
+                    staged.file.flush()
+                    os.fsync(staged.file.fileno())
+                    staged.publish(kept, 0o600, replace=False)
+                    fsync_directory(kept.parent)
+                else:
+                    staged.keep(kept)
             except OSError as e:
                 raise FileError(
                     f"cannot keep the letter in {kept}: {e.strerror}; nothing was sent",

@@ -280,6 +280,7 @@ class Accepted(NamedTuple):
     # envoy nobody accredited...): accepting countersigns it all the same,
     # since the pouch is in the taker's hands, but the taker is told.
     problems: tuple[str, ...] = ()
+    repaired: bool = False  # its damaged or missing archived copy was made whole from this one
 
 
 def _now() -> datetime:
@@ -387,6 +388,9 @@ def _accept(
         credentials = [x for x, _ in reg.credentials()]
         verdict = judge(envelope, read_trailer(c), principals(reg, me), credentials,
                         reg.revocation)  # fmt: skip
+        ours = bool(reg.letters_by_envelope(envelope))
+    # A letter this register holds: the verified copy repairs its archive.
+    repaired = ours and post.home.keep(c, envelope)
     if receipt is not None:
         # Every record of the trailer as it was checked, the new
         # acceptance last: the whole chain and its credentials,
@@ -395,7 +399,7 @@ def _accept(
         with atomic_output(receipt, replace=False) as f:
             f.write(custody_receipt(envelope, records))
     return Accepted(last.handover.seq, envelope, acceptance.hash, receipt,
-                    (*verdict.problems, *verdict.flags))  # fmt: skip
+                    (*verdict.problems, *verdict.flags), repaired)  # fmt: skip
 
 
 def answer(post: Post, source: Source, challenge: str) -> str:

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 from .. import container
 from .._fields import rfc3339
 from .._io import atomic_output
-from ..errors import FileError, PouchError
+from ..errors import FileError
 from ..letter import LetterKind, disclose, new_stream_id
 from ..letter.order import first_numbers, missing_ranges
 from ._ledger_store import Direction, LetterRow, State
-from .folder import Home
+from .folder import Home, archived_intact
 from .ledger import MAX_LISTED, open_private
 from .ledger import check as check_ledger
 from .register import Register
@@ -131,13 +131,17 @@ def export_transcript(
         }  # fmt: skip
     entries = []
     for r in rows:
-        with container.load(post.home.archive(r.envelope)) as c:
-            if c.envelope_id() != r.envelope:
-                raise FileError(
-                    f"the archived container of letter {r.id[:16]} was altered",
-                    "run 'pouch db check'",
-                )
-            key = disclose(post.identity, c) if decrypted else None
+        kept = post.home.archive(r.envelope)
+        if not archived_intact(kept, r.envelope):
+            raise FileError(
+                f"the archived container of letter {r.id[:16]} is damaged or missing",
+                "open or accept an intact copy of the letter to repair it; "
+                "'pouch db check' lists every one",
+            )
+        key = None
+        if decrypted:
+            with container.load(kept) as c:
+                key = disclose(post.identity, c)
         entries.append(Entry(r.id, r.envelope, key, blocks[r.id] if decrypted else {}))
 
     def one_at_a_time() -> Iterator[BinaryIO]:
@@ -208,18 +212,17 @@ def check(home: Home) -> Checked:
     for row in letters:
         kept = home.archive(row.envelope)
         if not kept.is_file():
-            problems.append(f"letter {row.id[:16]}: its container is not in the archive")
+            problems.append(
+                f"letter {row.id[:16]}: its container is not in the archive; "
+                "open or accept a copy of the letter to put it back"
+            )
             continue
-        # The archive shares its files with the ones sealed or opened where
-        # it can (hard links): one overwritten in place shows here.
-        try:
-            with container.load(kept) as c:
-                same = c.envelope_id() == row.envelope
-        except PouchError:
-            same = False
-        if not same:
-            problems.append(f"letter {row.id[:16]}: its archived container no longer hashes to "
-                            "its envelope id (overwritten through a hard link?)")  # fmt: skip
+        if not archived_intact(kept, row.envelope):
+            problems.append(
+                f"letter {row.id[:16]}: its archived container is damaged (it no longer "
+                "hashes to its envelope id); open or accept an intact copy of the letter "
+                "to repair it"
+            )
     known = {f"{row.envelope}.pouch" for row in letters}
     stray = sum(1 for p in home.archive().iterdir() if p.name not in known)
     return Checked(problems, len(letters), stray)

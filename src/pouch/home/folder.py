@@ -22,10 +22,10 @@ from pathlib import Path
 
 from .. import age
 from .._fields import rfc3339
-from .._io import atomic_output, keep_file, read_small
+from .._io import atomic_output, copy_durably, read_small, room_hint
 from ..age.keys import check_private
-from ..container import Container
-from ..errors import FileError, RefusedError, UsageError
+from ..container import Container, load
+from ..errors import FileError, PouchError, RefusedError, UsageError
 from ..identity import Card, Identity
 from ..statements import MAX_ENVELOPE
 from .register import Contact, Register
@@ -36,6 +36,16 @@ HOME_ENV = "POUCH_HOME"
 KEY_WORK_FACTOR = 18
 
 Passphrase = Callable[[], bytes]
+
+
+def archived_intact(kept: Path, envelope: str) -> bool:
+    """Whether the archived container at kept still hashes to its envelope
+    id: the archive's own check (pouch db check, and before a repair)."""
+    try:
+        with load(kept) as c:
+            return c.envelope_id() == envelope
+    except PouchError:
+        return False
 
 
 def default_home() -> Path:
@@ -73,19 +83,27 @@ class Home:
         self.archive_path.mkdir(mode=0o700, exist_ok=True)
         return self.archive_path if envelope is None else self.archive_path / f"{envelope}.pouch"
 
-    def keep(self, c: Container, envelope: str) -> None:
-        """Keep the container c, whose envelope id was verified, in the
-        archive: the very file c read (a hard link through its open file,
-        never its path again), or a copy from that handle."""
+    def keep(self, c: Container, envelope: str) -> bool:
+        """Keep a copy of the container c, whose envelope id was verified,
+        in the archive (from the handle it was verified through, never its
+        path again). One kept already is left alone if it still hashes to
+        its envelope id, and replaced if it does not: an intact copy
+        repairs a damaged archive. Returns whether it wrote a copy."""
         kept = self.archive(envelope)
-        if kept.exists():
-            return
+        exists = kept.exists()
+        if exists and archived_intact(kept, envelope):
+            return False
         try:
-            keep_file(c.src, kept)
+            copy_durably(c.src, kept, replace=exists)
         except FileExistsError:
-            return
+            return False  # kept meanwhile, by another pouch
         except OSError as e:
-            raise FileError(f"cannot keep the letter in {kept}: {e.strerror}") from None
+            raise FileError(
+                f"cannot keep the letter in {kept}: {e.strerror}",
+                *room_hint(e.errno),
+                errno=e.errno,
+            ) from None
+        return True
 
     def create(self, identity: Identity, passphrase: bytes | None) -> Card:
         """Write identity here, its keys encrypted to passphrase (None: not)."""
