@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import pouch
+from .conftest import POUCH, pouch
 from .test_cli_ledger import _open, _seal
 
 
@@ -154,3 +154,31 @@ def test_a_copy_across_file_systems_is_made_by_hand(tmp_path: Path) -> None:
             os.unlink(src.name)
     assert (tmp_path / "kept").read_bytes() == data
     assert (tmp_path / "kept").stat().st_mode & 0o777 == 0o600
+
+
+def test_an_output_a_crash_left_empty_is_refused_then_written_out_again(
+    desks: dict[str, Path], tmp_path: Path
+) -> None:
+    """The sealed output is not fsynced (the archive is): a machine that
+    lost power after pouch named it can leave it empty. The same command
+    run again refuses that file, and once it is moved away writes the
+    letter out from the archive."""
+    trump, kim = desks["trump"], desks["kim"]
+    letter, body = tmp_path / "l1.pouch", tmp_path / "l1.txt"
+    body.write_text("Letter 1")
+    args = ["seal", "-t", "Kim Jong-un", "-o", letter, body, "--home", trump]
+    killed = subprocess.run(
+        [str(POUCH), *map(str, args)],
+        env={**os.environ, "POUCH_TEST_KILL_AT": "seal:named"},
+        capture_output=True,
+    )
+    assert killed.returncode == -9 and letter.exists()
+    letter.write_bytes(b"")  # what the disk kept of it
+    r = pouch(*args)
+    assert r.code == 10 and "is not the letter this command sealed before" in r.err
+    assert "move it away and run the command again" in r.err
+    letter.unlink()
+    r = pouch(*args)
+    assert r.code == 0, r.err
+    assert _open(kim, letter)[0] == 0
+    _clean(trump, tmp_path, "Kim Jong-un")

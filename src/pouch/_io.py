@@ -12,6 +12,7 @@ import contextlib
 import errno
 import fcntl
 import io
+import mmap
 import os
 import secrets
 import stat
@@ -232,12 +233,10 @@ class StagedFile:
 
     def keep(self, path: Path) -> None:
         """Copy the staged file to path, durably (the register's archive
-        keeps each letter), and make the staged file itself durable: it is
-        named later, once the letter is committed. It stays staged."""
+        keeps each letter). It stays staged, and is not itself fsynced:
+        what the archive holds durably can be written out again."""
         self.file.flush()
-        start_writeback(self.file.fileno(), 0, 0)  # to its end, while the copy is made
         copy_durably(self.file, path)
-        os.fsync(self.file.fileno())
 
     def close(self) -> None:
         """Close; an unpublished file is gone. Closing flushes what is
@@ -364,6 +363,8 @@ def _copy(src: int, dst: int) -> None:
         return
     except OSError:
         pass  # not a file system that clones, or not within one
+    if _copy_direct(src, dst):
+        return
     size = os.fstat(src).st_size
     done = 0
     while done < size:
@@ -380,16 +381,96 @@ def _copy(src: int, dst: int) -> None:
         done += n
 
 
-def _copy_by_hand(src: int, dst: int, size: int) -> None:
-    from ._cores import pread_into, pwrite
+# O_DIRECT takes whole blocks at aligned offsets, from aligned memory: 4096
+# bytes is the largest logical block size Linux disks have.
+_DIRECT_ALIGN = 4096
+_DIRECT_PIECE = 1 << 20
 
+
+def _copy_direct(src: int, dst: int) -> bool:
+    """Copy src into dst past the page cache (O_DIRECT); False, and nothing
+    written, where the file system does not take that.
+
+    The archive's copy is read by nobody soon, and must reach the disk
+    before the letter is committed anyway: written from one small buffer
+    straight to the disk, it costs no page cache (on a virtual machine
+    that hands freed memory back to its host, new page cache is slow to
+    touch: a 512 MiB copy through it took 0.4 s or 4 to 8 s, run to run,
+    on this project's VM on 2026-12-03) and leaves the final fsync little
+    to wait for. The last block is written whole, zero-padded, and the
+    file cut back to its size.
+    """
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return False
+    try:
+        # A new open file description of the same (unnamed) file.
+        direct = os.open(f"/proc/self/fd/{dst}", os.O_WRONLY | flag)
+    except OSError:
+        return False
+    # Two buffers: one is read into while a thread writes the other (both
+    # calls release the GIL), so the disk is kept busy.
+    from concurrent.futures import Future, ThreadPoolExecutor  # for this alone
+
+    bufs = [mmap.mmap(-1, _DIRECT_PIECE) for _ in range(2)]  # page-aligned
+    views = [memoryview(b) for b in bufs]
+    writer = ThreadPoolExecutor(1)
+    pending: Future[None] | None = None
+    try:
+        size = os.fstat(src).st_size
+        done = 0
+        while done < size:
+            view = views[(done // _DIRECT_PIECE) % 2]
+            n = _read_at(src, view[: min(_DIRECT_PIECE, size - done)], done)
+            whole = -(-n // _DIRECT_ALIGN) * _DIRECT_ALIGN
+            view[n:whole] = bytes(whole - n)
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(_write_at, direct, view[:whole], done)
+            if not done:
+                try:
+                    pending.result()
+                except OSError as e:
+                    if e.errno == errno.EINVAL:
+                        return False  # the file system refuses O_DIRECT writes
+                    raise
+            done += n
+        if pending is not None:
+            pending.result()
+        os.ftruncate(direct, size)  # the last block's padding off
+        return True
+    finally:
+        writer.shutdown(wait=True)
+        for v in views:
+            v.release()
+        for b in bufs:
+            b.close()
+        os.close(direct)
+
+
+def _read_at(fd: int, buf: memoryview, offset: int) -> int:
+    got = 0
+    while got < len(buf):
+        n = os.preadv(fd, [buf[got:]], offset + got)
+        if n == 0:
+            raise FileError("the file shrank while it was being copied")
+        got += n
+    return got
+
+
+def _write_at(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data = data[n:]
+        offset += n
+
+
+def _copy_by_hand(src: int, dst: int, size: int) -> None:
     buf = memoryview(bytearray(_COPY_PIECE))
     done = 0
     while done < size:
-        n = pread_into(src, buf[: min(_COPY_PIECE, size - done)], done)
-        if n == 0:
-            raise FileError("the file shrank while it was being copied")
-        pwrite(dst, buf[:n], done)
+        n = _read_at(src, buf[: min(_COPY_PIECE, size - done)], done)
+        _write_at(dst, buf[:n], done)
         start_writeback(dst, done, n)
         done += n
 

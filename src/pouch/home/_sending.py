@@ -41,7 +41,7 @@ from ..letter.order import Position
 from ..letter.receipts import Receipt
 from . import ledger
 from ._ledger_store import LetterRow
-from .folder import Home
+from .folder import Home, archived_intact
 from .register import Contact
 
 if TYPE_CHECKING:
@@ -332,7 +332,24 @@ def write_out(kept: Path, out: Output, armor: bool, completing: bool = False) ->
     an interrupted run) as a file; completing, a file already there from
     that run is left as it is."""
     if completing and isinstance(out, (str, os.PathLike)) and os.path.exists(out):
-        return  # written by the run that was interrupted before it said so
+        # Written by the run that was interrupted before it said so; but
+        # the output is not fsynced (the archive is): a crash of the
+        # machine can leave it named and empty.
+        if archived_intact(Path(out), kept.stem):
+            return
+        raise RefusedError(
+            f"{out} exists, but is not the letter this command sealed before "
+            "(cut short by a crash, or another file)",
+            "move it away and run the command again: pouch writes the letter out from its archive",
+        )
+    if completing and not archived_intact(kept, kept.stem):
+        raise FileError(
+            f"this command sealed a letter before (envelope {kept.stem[:12]}), and its archived "
+            "copy is damaged or missing: it cannot be written out again",
+            "the letter is recorded as sent; if you still have the file it was written to, "
+            "'pouch open' it to repair the archive, else seal the letter anew "
+            "(to another output)",
+        )
     with open(kept, "rb") as src, contextlib.ExitStack() as stack:
         if isinstance(out, (str, os.PathLike)):
             dst: BinaryIO = stack.enter_context(atomic_output(out, replace=False))
