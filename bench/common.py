@@ -47,6 +47,11 @@ class Series:
     def best_mib_per_s(self) -> float:
         return SIZE_MIB / min(s.seconds for s in self.samples)
 
+    def spread(self) -> str:
+        """The fastest and the slowest timed run, in seconds."""
+        times = [s.seconds for s in self.samples]
+        return f"{min(times):.2f} to {max(times):.2f} s"
+
     def largest_mib(self) -> float:
         return self.memory.largest_kib / 1024 if self.memory else 0.0
 
@@ -161,13 +166,53 @@ def measure(
     return Sample(seconds, max(peaks.values(), default=0), tree)
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
 def bench_dir() -> Path:
-    if d := os.environ.get("BENCH_DIR"):
-        return Path(tempfile.mkdtemp(prefix="pouch-bench-", dir=d))
+    """Where the files go: BENCH_DIR, else a folder beside the project,
+    on the machine's disk, where users keep their files."""
+    base = Path(os.environ.get("BENCH_DIR") or REPO / ".bench")
+    base.mkdir(exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="pouch-bench-", dir=base))
+
+
+def tmpfs_dir(need_mib: int) -> Path | None:
+    """A folder in /dev/shm for the extra tmpfs column, if it has room
+    (BENCH_TMPFS=0: none)."""
     shm = Path("/dev/shm")
-    if shm.is_dir() and shutil.disk_usage(shm).free > 6 * SIZE_MIB * MIB:
-        return Path(tempfile.mkdtemp(prefix="pouch-bench-", dir=shm))
-    return Path(tempfile.mkdtemp(prefix="pouch-bench-"))
+    if os.environ.get("BENCH_TMPFS") == "0" or not shm.is_dir():
+        return None
+    if shutil.disk_usage(shm).free < need_mib * MIB:
+        print(f"no tmpfs column: /dev/shm has less than {need_mib} MiB free", file=sys.stderr)
+        return None
+    return Path(tempfile.mkdtemp(prefix="pouch-bench-", dir=shm))
+
+
+def disk_write(work: Path) -> tuple[float, float]:
+    """What the file system itself takes to write SIZE_MIB (median of 3):
+    into the page cache, and with an fsync after, as cp and a careful
+    program would."""
+    src = work / "disk-probe.src"
+    random_file(src, SIZE_MIB)
+    plain, synced = [], []
+    for _ in range(3):
+        for times, fsync in ((plain, False), (synced, True)):
+            dst = work / "disk-probe.dst"
+            dst.unlink(missing_ok=True)
+            os.sync()
+            warm_memory()
+            start = time.perf_counter()
+            with open(src, "rb") as f, open(dst, "wb") as g:
+                while chunk := f.read(1 << 20):
+                    g.write(chunk)
+                g.flush()
+                if fsync:
+                    os.fsync(g.fileno())
+            times.append(time.perf_counter() - start)
+    src.unlink()
+    (work / "disk-probe.dst").unlink()
+    return statistics.median(plain), statistics.median(synced)
 
 
 def fs_type(path: Path) -> str:
@@ -191,12 +236,22 @@ def cpu_model() -> str:
     return platform.processor() or "?"
 
 
+Args = list[str | Path] | Callable[[], list[str | Path]]
+
+
 def interleaved(
-    cases: dict[str, list[str | Path]], prepare: Callable[[], None], label: str
+    cases: dict[str, Args], prepare: Callable[[], None], label: str
 ) -> dict[str, Series]:
     """RUNS timed runs of each case after a warm-up round, in a new shuffled
     order each round, prepare() (say, removing the output) before each; then
-    one more run of each, sampled for memory."""
+    one more run of each, sampled for memory. A case given as a function
+    is asked for its arguments anew each run (a new output name: the same
+    pouch seal run again writes out the letter it sealed, not a new one)."""
+
+    def args(name: str) -> list[str]:
+        case = cases[name]
+        return [str(a) for a in (case() if callable(case) else case)]
+
     series = {name: Series(name) for name in cases}
     order = list(cases)
     for i in range(RUNS + 1):
@@ -208,14 +263,14 @@ def interleaved(
             # Flush the previous run's writes first, so that one tool's
             # writeback is not timed as another's work.
             os.sync()
-            sample = measure([str(a) for a in cases[name]], sample=False)
+            sample = measure(args(name), sample=False)
             if i > 0:  # the first round warms caches and memory up
                 series[name].samples.append(sample)
             print(f"  {label:8} {name:12} {sample.seconds:6.3f} s", file=sys.stderr)
     for name in order:  # memory, from a run of its own
         prepare()
         os.sync()
-        series[name].memory = measure([str(a) for a in cases[name]])
+        series[name].memory = measure(args(name))
     return series
 
 
@@ -243,19 +298,27 @@ def random_file(path: Path, mib: int) -> None:
             f.write(os.urandom(MIB))
 
 
-def ratio_table(results: dict[str, dict[str, Series]], base: str = "age") -> str:
-    """The markdown table: throughput, ratio to the stock tool, peak RSS."""
-    rows = [
-        "| direction | tool | MiB/s (median) | ratio to age | MiB/s (best run) | ratio to age "
-        "| largest process RSS | all processes PSS |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
-    ]
+def ratio_table(
+    results: dict[str, dict[str, Series]],
+    tmpfs: dict[str, dict[str, Series]] | None = None,
+    base: str = "age",
+) -> str:
+    """The markdown table: on the disk, the median throughput, the spread
+    of the timed runs and the ratio of medians to the stock tool, and the
+    peak memory; on tmpfs (if measured), the median and its ratio."""
+    head = "| direction | tool | MiB/s (median) | runs (fastest to slowest) | ratio to age "
+    rule = "|---|---|---:|---:|---:|"
+    if tmpfs:
+        head += "| tmpfs MiB/s | tmpfs ratio "
+        rule += "---:|---:|"
+    rows = [head + "| largest process RSS | all processes PSS |", rule + "---:|---:|"]
     for direction, series in results.items():
-        ref, ref_best = series[base].mib_per_s(), series[base].best_mib_per_s()
+        ref = series[base].mib_per_s()
         for name, s in series.items():
-            rows.append(
-                f"| {direction} | {name} | {s.mib_per_s():,.0f} | {s.mib_per_s() / ref:.2f}x "
-                f"| {s.best_mib_per_s():,.0f} | {s.best_mib_per_s() / ref_best:.2f}x "
-                f"| {s.largest_mib():.1f} MiB | {s.tree_mib():.1f} MiB |"
-            )
+            row = f"| {direction} | {name} | {s.mib_per_s():,.0f} | {s.spread()} "
+            row += f"| {s.mib_per_s() / ref:.2f}x "
+            if tmpfs:
+                t, t_ref = tmpfs[direction][name], tmpfs[direction][base].mib_per_s()
+                row += f"| {t.mib_per_s():,.0f} | {t.mib_per_s() / t_ref:.2f}x "
+            rows.append(row + f"| {s.largest_mib():.1f} MiB | {s.tree_mib():.1f} MiB |")
     return "\n".join(rows)
