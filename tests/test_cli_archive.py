@@ -182,3 +182,38 @@ def test_an_output_a_crash_left_empty_is_refused_then_written_out_again(
     assert r.code == 0, r.err
     assert _open(kim, letter)[0] == 0
     _clean(trump, tmp_path, "Kim Jong-un")
+
+
+def test_a_copy_that_is_not_what_was_verified_is_not_kept(tmp_path: Path) -> None:
+    """copy_durably hashes what it copies: bytes other than the ones
+    expected (a file changed after it was verified) are never named."""
+    import blake3
+
+    from pouch._io import Expect, copy_durably
+    from pouch.errors import FileError
+
+    data = os.urandom(3 << 20)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    good = Expect(100, len(data) - 200, blake3.blake3(data[100:-100]).hexdigest())
+    with open(src, "rb") as f:
+        copy_durably(f, tmp_path / "kept", expect=good)
+        with pytest.raises(FileError, match="changed while it was being kept"):
+            copy_durably(f, tmp_path / "other", expect=good._replace(digest="00" * 32))
+    assert (tmp_path / "kept").read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "src"]
+
+
+def test_a_torn_last_record_is_not_archived(desks: dict[str, Path], tmp_path: Path) -> None:
+    """A pouch whose last custody record was cut short (a crash while it
+    was appended) is kept without it: the archived copy is whole."""
+    trump, kim = desks["trump"], desks["kim"]
+    letter = tmp_path / "l1.pouch"
+    _seal(trump, "Kim Jong-un", letter, "Letter 1")
+    whole = letter.read_bytes()
+    with open(letter, "ab") as f:
+        f.write(b"\x00\x00\x01\x00\x01torn")  # a record head promising more
+    assert _open(kim, letter)[0] == 0
+    (kept,) = _archived(kim)
+    assert kept.read_bytes() == whole
+    _clean(kim, tmp_path, "Donald J. Trump")

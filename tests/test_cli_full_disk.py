@@ -136,6 +136,57 @@ def test_a_full_disk(disk: Callable[..., Path], homes: dict[str, Path], tmp_path
     assert sorted(p.name for p in small.iterdir()) == ["filler", "in"]
 
 
+def test_a_full_archive_is_named_not_the_output(homes: dict[str, Path], tmp_path: Path) -> None:
+    """The archive keeps its own copy: where it has no room, the message
+    names the archive (not the output, which had room), and nothing is
+    kept, named or recorded."""
+    letter = _letter(homes, tmp_path, 3 << 20)
+    archive = homes["kim"] / "archive"
+    archive.mkdir(exist_ok=True)
+    # ext4, where the archive's copy is written past the page cache
+    # (O_DIRECT): a tmpfs would take the kernel's copy instead.
+    image, disk_at = tmp_path / "ext4.img", tmp_path / "ext4"
+    with open(image, "wb") as f:
+        f.truncate(8 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+    disk_at.mkdir()
+    if subprocess.run(["mount", "-o", "loop", str(image), str(disk_at)]).returncode != 0:
+        pytest.skip("an ext4 image cannot be mounted here (root and a loop device are needed)")
+    _fill(disk_at, 1 << 20)
+    subprocess.run(["mount", "--bind", str(disk_at), str(archive)], check=True)
+    try:
+        r = pouch("open", letter, "-o", tmp_path / "in", "--home", homes["kim"], env=SECRET)
+        assert r.code == 9, r.err
+        assert f"error: cannot keep the letter in {archive}/" in r.err, r.err
+        assert "No space left on device" in r.err and "free some space there" in r.err
+        assert f"cannot write {tmp_path / 'in'}" not in r.err
+        assert "internal error" not in r.err
+        assert sorted(p.name for p in archive.iterdir()) == ["filler", "lost+found"]
+        assert not (tmp_path / "in").exists() or list((tmp_path / "in").iterdir()) == []
+        ledger = json.loads(pouch("letters", "--json", "--home", homes["kim"], env=SECRET).out)
+        assert ledger["letters"] == []
+        # The sender's side: its archive full, nothing sealed.
+        mine = homes["trump"] / "archive"
+        subprocess.run(["mount", "--bind", str(disk_at), str(mine)], check=True)
+        try:
+            r = pouch("seal", "-t", "Kim Jong-un", "-A", tmp_path / "annex.bin", "-o",
+                      tmp_path / "l2.pouch", "--home", homes["trump"], input=BODY,
+                      env=SECRET)  # fmt: skip
+            assert r.code == 9, r.err
+            assert "cannot keep the letter in" in r.err and "nothing was sent" in r.err
+            assert "internal error" not in r.err
+            assert not (tmp_path / "l2.pouch").exists()
+        finally:
+            subprocess.run(["umount", "-l", str(mine)], check=False)
+    finally:
+        for where in (archive, disk_at):
+            subprocess.run(["umount", "-l", str(where)], check=False)
+    # With room again, the same letter opens.
+    r = pouch("open", letter, "-o", tmp_path / "in2", "--home", homes["kim"], env=SECRET)
+    assert r.code == 0, r.err
+    assert pouch("db", "check", "--home", homes["kim"], env=SECRET).code == 0
+
+
 def test_a_read_only_disk(
     disk: Callable[..., Path], homes: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hmac
 import io
 import mmap
 import os
@@ -18,7 +19,7 @@ import secrets
 import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from .errors import FileError, PouchError, RefusedError
 
@@ -327,27 +328,72 @@ def atomic_output(
             staged.close()
 
 
-def copy_durably(src: BinaryIO, path: Path, replace: bool = False) -> None:
-    """A copy of all of src at path, with bytes of its own, fsynced before
-    it is named (0600); FileExistsError if path exists and not replace.
+class Expect(NamedTuple):
+    """What a copy must hold: BLAKE3 of its bytes [offset, offset + length)
+    is digest (hex). For the archive, the age ciphertext's envelope id."""
+
+    offset: int
+    length: int
+    digest: str
+
+
+def copy_durably(
+    src: BinaryIO,
+    path: Path,
+    replace: bool = False,
+    length: int | None = None,
+    expect: Expect | None = None,
+) -> None:
+    """A copy of src's first length bytes (default: all) at path, with bytes
+    of its own, fsynced before it is named (0600); FileExistsError if path
+    exists and not replace. With expect, the bytes copied are hashed on the
+    way and the copy is named only if they are the ones expected: a file
+    changed after it was verified is not kept.
 
     The archive is made of these (SPEC.md 5.2): nothing done to the file a
     user handed pouch or received from it (shred, truncate, an edit in
     place) may reach what the register keeps, so never a hard link. Where
-    the file system shares blocks copy-on-write (Btrfs, XFS), the copy is a
-    clone and costs nothing; elsewhere the kernel copies it
-    (copy_file_range), its write-back started as it goes so that the fsync
-    at the end waits for little.
+    the file system shares blocks copy-on-write (Btrfs, XFS), and nothing
+    is to be hashed, the copy is a clone and costs nothing; else it is
+    written past the page cache (_copy_direct), or failing that copied by
+    the kernel (copy_file_range), its write-back started as it goes so
+    that the fsync at the end waits for little.
     """
+    size = os.fstat(src.fileno()).st_size if length is None else length
     staged = StagedFile(path.parent)
     try:
         dst = staged.file.fileno()
-        _copy(src.fileno(), dst)
+        hasher = _Hasher(expect) if expect is not None else None
+        _copy(src.fileno(), dst, size, hasher)
         os.fsync(dst)
+        if hasher is not None and not hasher.matches():
+            raise FileError(
+                "the file changed while it was being kept in the archive; nothing was kept",
+                "leave the file as it is, and run the command again",
+            )
         staged.publish(path, 0o600, replace=replace)
     finally:
         staged.close()
     fsync_directory(path.parent)
+
+
+class _Hasher:
+    """BLAKE3 of the expected range of the bytes that go by, in order."""
+
+    def __init__(self, expect: Expect) -> None:
+        import blake3
+
+        self._expect = expect
+        self._h = blake3.blake3()
+
+    def update(self, offset: int, data: memoryview) -> None:
+        lo = max(self._expect.offset, offset)
+        hi = min(self._expect.offset + self._expect.length, offset + len(data))
+        if lo < hi:
+            self._h.update(data[lo - offset : hi - offset])
+
+    def matches(self) -> bool:
+        return hmac.compare_digest(self._h.hexdigest(), self._expect.digest)
 
 
 _FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
@@ -357,15 +403,19 @@ _COPY_PIECE = 8 << 20
 _NO_COPY_RANGE = {errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF}
 
 
-def _copy(src: int, dst: int) -> None:
-    try:
-        fcntl.ioctl(dst, _FICLONE, src)
+def _copy(src: int, dst: int, size: int, hasher: _Hasher | None) -> None:
+    if hasher is None and size == os.fstat(src).st_size:
+        try:
+            fcntl.ioctl(dst, _FICLONE, src)
+            return
+        except OSError:
+            pass  # not a file system that clones, or not within one
+    if _copy_direct(src, dst, size, hasher):
         return
-    except OSError:
-        pass  # not a file system that clones, or not within one
-    if _copy_direct(src, dst):
+    os.ftruncate(dst, 0)  # whatever a refused direct write left
+    if hasher is not None:
+        _copy_by_hand(src, dst, size, hasher)
         return
-    size = os.fstat(src).st_size
     done = 0
     while done < size:
         try:
@@ -373,7 +423,7 @@ def _copy(src: int, dst: int) -> None:
         except OSError as e:
             if e.errno not in _NO_COPY_RANGE or done:
                 raise
-            _copy_by_hand(src, dst, size)
+            _copy_by_hand(src, dst, size, None)
             return
         if n == 0:
             raise FileError("the file shrank while it was being copied")
@@ -387,12 +437,13 @@ _DIRECT_ALIGN = 4096
 _DIRECT_PIECE = 1 << 20
 
 
-def _copy_direct(src: int, dst: int) -> bool:
-    """Copy src into dst past the page cache (O_DIRECT); False, and nothing
-    written, where the file system does not take that.
+def _copy_direct(src: int, dst: int, size: int, hasher: _Hasher | None) -> bool:
+    """Copy size bytes of src into dst past the page cache (O_DIRECT);
+    False where the file system does not take that (the caller truncates
+    what a refused write may have left).
 
     The archive's copy is read by nobody soon, and must reach the disk
-    before the letter is committed anyway: written from one small buffer
+    before the letter is committed anyway: written from small buffers
     straight to the disk, it costs no page cache (on a virtual machine
     that hands freed memory back to its host, new page cache is slow to
     touch: a 512 MiB copy through it took 0.4 s or 4 to 8 s, run to run,
@@ -417,11 +468,12 @@ def _copy_direct(src: int, dst: int) -> bool:
     writer = ThreadPoolExecutor(1)
     pending: Future[None] | None = None
     try:
-        size = os.fstat(src).st_size
         done = 0
         while done < size:
             view = views[(done // _DIRECT_PIECE) % 2]
             n = _read_at(src, view[: min(_DIRECT_PIECE, size - done)], done)
+            if hasher is not None:
+                hasher.update(done, view[:n])
             whole = -(-n // _DIRECT_ALIGN) * _DIRECT_ALIGN
             view[n:whole] = bytes(whole - n)
             if pending is not None:
@@ -441,10 +493,11 @@ def _copy_direct(src: int, dst: int) -> bool:
         return True
     finally:
         writer.shutdown(wait=True)
-        for v in views:
-            v.release()
         for b in bufs:
-            b.close()
+            # An error on its way up holds views of the buffers in its
+            # traceback: those are unmapped when it is gone.
+            with contextlib.suppress(BufferError):
+                b.close()
         os.close(direct)
 
 
@@ -465,11 +518,13 @@ def _write_at(fd: int, data: memoryview, offset: int) -> None:
         offset += n
 
 
-def _copy_by_hand(src: int, dst: int, size: int) -> None:
+def _copy_by_hand(src: int, dst: int, size: int, hasher: _Hasher | None) -> None:
     buf = memoryview(bytearray(_COPY_PIECE))
     done = 0
     while done < size:
         n = _read_at(src, buf[: min(_COPY_PIECE, size - done)], done)
+        if hasher is not None:
+            hasher.update(done, buf[:n])
         _write_at(dst, buf[:n], done)
         start_writeback(dst, done, n)
         done += n

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .. import age
 from .._fields import rfc3339
-from .._io import atomic_output, copy_durably, read_small, room_hint
+from .._io import Expect, atomic_output, copy_durably, read_small, room_hint
 from ..age.keys import check_private
 from ..container import Container, load
 from ..errors import FileError, PouchError, RefusedError, UsageError
@@ -40,10 +40,11 @@ Passphrase = Callable[[], bytes]
 
 def archived_intact(kept: Path, envelope: str) -> bool:
     """Whether the archived container at kept still hashes to its envelope
-    id: the archive's own check (pouch db check, and before a repair)."""
+    id, its trailer whole: the archive's own check (pouch db check, and
+    before a repair)."""
     try:
         with load(kept) as c:
-            return c.envelope_id() == envelope
+            return not c.torn and c.envelope_id() == envelope
     except PouchError:
         return False
 
@@ -93,15 +94,17 @@ class Home:
         exists = kept.exists()
         if exists and archived_intact(kept, envelope):
             return False
+        # Up to its last good record (a torn one is left behind), and only
+        # if the ciphertext copied is still the one verified.
+        expect = Expect(c.age_offset, c.age_length, envelope)
         try:
-            copy_durably(c.src, kept, replace=exists)
+            copy_durably(c.src, kept, replace=exists, length=c.trailer_end, expect=expect)
         except FileExistsError:
             return False  # kept meanwhile, by another pouch
         except OSError as e:
+            # No errno: the archive's own message, not one about the output.
             raise FileError(
-                f"cannot keep the letter in {kept}: {e.strerror}",
-                *room_hint(e.errno),
-                errno=e.errno,
+                f"cannot keep the letter in {kept}: {e.strerror}", *room_hint(e.errno)
             ) from None
         return True
 
