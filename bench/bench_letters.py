@@ -132,6 +132,9 @@ def rounds(work: Path, age: str) -> tuple[dict[str, dict[str, Series]], Path]:
             f"{label} open",
         ),
     }
+    # the letter opened must be the file sealed
+    clear()
+    pouch("open", sealed_pouch, "-o", folder, "--home", receiver)
     subprocess.run(["cmp", "-s", folder / "annex.bin", plain], check=True)
     clear()
     for f in (plain, sealed_age, out):

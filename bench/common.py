@@ -94,7 +94,7 @@ def _pss_kib(pid: int) -> int:
     return _field_kib(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
-WARM_BYTES = int(os.environ.get("BENCH_WARM_MIB", str(2 * SIZE_MIB + 512))) * MIB
+WARM_BYTES = int(os.environ.get("BENCH_WARM_MIB", "0")) * MIB
 
 
 def warm_memory() -> None:
@@ -105,6 +105,11 @@ def warm_memory() -> None:
     happens to allocate cold memory looks two to five times slower. Writing
     every page of a large buffer and freeing it just before each run gives
     every tool the same warm start; the timing starts after.
+
+    Off by default (BENCH_WARM_MIB=0) since 2026-12-03: the host now takes
+    freed memory back within a second or two, and writing 2.5 GiB before
+    every run made each round take about 30 s without steadying the
+    figures. BENCH_WARM_MIB=N touches N MiB before each run.
     """
     if WARM_BYTES:
         buf = bytearray(b"\x01") * WARM_BYTES
